@@ -1,0 +1,47 @@
+"""Tasks: one file each (collate, loss, decoding, metrics), and a table to find them by name."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from seqlab.config import check_keys, from_dict
+from seqlab.errors import ConfigError
+from seqlab.tasks.base import Batch, Encoded, EvalAccumulator, Example, Item, Task
+from seqlab.tasks.classification import ClassificationConfig, ClassificationTask
+from seqlab.tasks.labeling import LabelingConfig, LabelingTask
+from seqlab.tasks.lm import LMConfig, LMTask
+from seqlab.tasks.mlm import MLMConfig, MLMTask
+
+__all__ = [
+    "TASKS",
+    "make_task",
+    "task_from_state",
+    "Task",
+    "Encoded",
+    "EvalAccumulator",
+    "Example",
+    "Item",
+    "Batch",
+]
+
+TASKS: dict[str, tuple[type[Task], type]] = {
+    "classification": (ClassificationTask, ClassificationConfig),
+    "labeling": (LabelingTask, LabelingConfig),
+    "lm": (LMTask, LMConfig),
+    "mlm": (MLMTask, MLMConfig),
+}
+
+
+def make_task(name: str, options: Mapping[str, Any] | None = None) -> Task:
+    """A fresh (unfitted) task from its name and options; unknown names/keys are errors."""
+    if name not in TASKS:
+        raise ConfigError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
+    cls, cfg_cls = TASKS[name]
+    cfg = from_dict(cfg_cls, dict(options or {}), where=f"task {name}")
+    return cls(cfg)  # type: ignore[call-arg]
+
+
+def task_from_state(name: str, state: dict[str, Any]) -> Task:
+    check_keys({name: None}, list(TASKS), "saved task")
+    return TASKS[name][0].from_state(state)

@@ -1,0 +1,198 @@
+"""Command line: ``seqlab train | evaluate | predict | datasets | models | tasks | demo``.
+
+Configuration mirrors the API. A TOML file (``--config run.toml``) has the sections
+``[model]`` (``name`` plus the family's hyperparameters), ``[train]`` and ``[task]``; dotted
+options override it (``--model.hidden_size 256 --train.lr 3e-3``). An unknown key is an error
+naming the key and the valid ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from seqlab.config import check_keys, load_toml, merge, parse_overrides
+from seqlab.errors import SeqlabError
+
+__all__ = ["main", "format_table"]
+
+SECTIONS = ("model", "train", "task")
+
+
+def format_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    """A plain-text table with aligned columns."""
+    cells = [[str(h) for h in header]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _settings(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
+    """Merge defaults < TOML file < --model NAME / --head < dotted overrides."""
+    cfg: dict[str, Any] = load_toml(args.config) if args.config else {}
+    check_keys(cfg, SECTIONS, f"config file {args.config}")
+    if args.model:
+        cfg = merge(cfg, {"model": {"name": args.model}})
+    cfg = merge(cfg, parse_overrides(extra))
+    check_keys(cfg, SECTIONS, "the command line (use --model.KEY, --train.KEY or --task.KEY)")
+    return cfg
+
+
+def _dataset(args: argparse.Namespace, task: str | None = None) -> Any:
+    from seqlab.data import datasets
+
+    if args.dataset and Path(args.dataset).exists():
+        if not task:
+            raise SeqlabError("a data file needs --task (classification, labeling, lm, mlm)")
+        return datasets.load_files(task, args.dataset, seed=args.seed)
+    return datasets.load(args.dataset, seed=args.seed)
+
+
+def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
+    from seqlab.models.registry import build
+
+    cfg = _settings(args, extra)
+    model_cfg = dict(cfg.get("model", {}))
+    name = model_cfg.pop("name", None)
+    if not name:
+        raise SeqlabError("which model? pass --model NAME (see `seqlab models`)")
+    head = model_cfg.pop("head", args.head)
+    ds = _dataset(args, args.task)
+    model = build(name, ds, task_options=cfg.get("task"), train=cfg.get("train"), head=head, **model_cfg)
+    out = Path(args.out or f"runs/{ds.name}-{name}")
+    model.fit(ds.train, valid=ds.valid or None, run_dir=out / "train")
+    model.save(out)
+    (out / "run.json").write_text(json.dumps({"dataset": ds.name, "seed": args.seed}, indent=2) + "\n")
+    metrics = model.evaluate(ds.test) if ds.test else {}
+    print(json.dumps({"run": str(out), "test": metrics}, indent=2))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
+    from seqlab.models.registry import load
+
+    model = load(args.run)
+    if not args.dataset:
+        run = json.loads((Path(args.run) / "run.json").read_text())
+        args.dataset, args.seed = run["dataset"], run.get("seed", 0)
+    ds = _dataset(args, model.task.name)
+    split = getattr(ds, args.split)
+    print(json.dumps(model.evaluate(split), indent=2))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace, extra: list[str]) -> int:
+    from seqlab.models.registry import load
+
+    model = load(args.run)
+    inputs: list[Any] = list(args.text or [])
+    if args.file:
+        inputs += [ln.rstrip("\n") for ln in Path(args.file).read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not inputs:
+        raise SeqlabError("nothing to predict: pass --text TEXT (repeatable) or --file FILE")
+    if model.task.name == "labeling":
+        inputs = [s.split() for s in inputs]
+    if args.generate:
+        outs: list[Any] = model.generate(inputs, max_new_tokens=args.generate, temperature=args.temperature, top_k=args.top_k, seed=args.seed)
+    else:
+        outs = model.predict(inputs)
+    for x, y in zip(inputs, outs):
+        print(json.dumps({"input": x, "prediction": y}, ensure_ascii=False))
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace, extra: list[str]) -> int:
+    from seqlab.data.datasets import catalog
+
+    rows = [(d.name, d.task, d.size, d.licence, d.description) for d in catalog()]
+    print(format_table(rows, ("name", "task", "size", "licence", "description")))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace, extra: list[str]) -> int:
+    from seqlab.models.registry import ALIASES, FAMILIES
+
+    rows = [(f.name, f.description, ", ".join(f.tasks), f.context) for f in FAMILIES.values()]
+    print(format_table(rows, ("name", "family", "tasks", "context")))
+    if ALIASES:
+        print("aliases: " + ", ".join(f"{a} -> {b}" for a, b in ALIASES.items()))
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace, extra: list[str]) -> int:
+    from seqlab.models.registry import FAMILIES
+    from seqlab.tasks import TASKS
+
+    rows = []
+    for name, (cls, _) in TASKS.items():
+        fams = [f.name for f in FAMILIES.values() if name in f.tasks]
+        rows.append((name, cls.alignment, cls.loss_name, cls.decoding, ", ".join(cls.metric_names), ", ".join(fams)))
+    print(format_table(rows, ("task", "input -> output", "loss", "decoding", "metrics", "families")))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
+    from seqlab.demo import run_demo
+
+    run_demo(out=Path(args.out or "runs/demo"), budget=args.budget)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="seqlab", description="Sequence modeling: train, evaluate, predict, compare.")
+    sub = p.add_subparsers(dest="verb", required=True)
+    t = sub.add_parser("train", help="train a model on a bundled dataset or a data file",
+                       description="Train; extra --model.KEY / --train.KEY / --task.KEY options set the configuration.")
+    t.add_argument("dataset", help="bundled dataset name (see `seqlab datasets`) or a data file")
+    t.add_argument("--model", help="model family (see `seqlab models`)")
+    t.add_argument("--head", help="output head (task dependent)")
+    t.add_argument("--task", help="task of a data file (classification, labeling, lm, mlm)")
+    t.add_argument("--config", help="TOML file with [model], [train] and [task] sections")
+    t.add_argument("--out", help="run directory (default runs/DATASET-MODEL)")
+    t.add_argument("--seed", type=int, default=0, help="data split seed")
+    t.set_defaults(fn=cmd_train)
+    e = sub.add_parser("evaluate", help="evaluate a saved run on a dataset split")
+    e.add_argument("run", help="run directory written by `seqlab train`")
+    e.add_argument("dataset", nargs="?", help="dataset (default: the one the run was trained on)")
+    e.add_argument("--split", choices=("train", "valid", "test"), default="test")
+    e.add_argument("--seed", type=int, default=0)
+    e.set_defaults(fn=cmd_evaluate)
+    r = sub.add_parser("predict", help="predict with a saved run")
+    r.add_argument("run")
+    r.add_argument("--text", action="append", help="an input (repeatable); tokens split on spaces for labeling")
+    r.add_argument("--file", help="a file with one input per line")
+    r.add_argument("--generate", type=int, default=0, help="LM: sample this many new tokens instead")
+    r.add_argument("--temperature", type=float, default=1.0)
+    r.add_argument("--top-k", type=int, default=None)
+    r.add_argument("--seed", type=int, default=0)
+    r.set_defaults(fn=cmd_predict)
+    for name, fn, text in (("datasets", cmd_datasets, "list bundled datasets with size, task and licence"),
+                           ("models", cmd_models, "list model families"),
+                           ("tasks", cmd_tasks, "the formulation sheet: one row per task")):
+        sub.add_parser(name, help=text, description=text).set_defaults(fn=fn)
+    d = sub.add_parser("demo", help="train three models on bundled data and print a table (about 5 minutes)")
+    d.add_argument("--out", help="where the runs go (default runs/demo)")
+    d.add_argument("--budget", type=float, default=90.0, help="training seconds per model")
+    d.set_defaults(fn=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.verb != "train":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        return int(args.fn(args, extra))
+    except SeqlabError as e:
+        print(f"seqlab: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Small building blocks shared by neural families: embeddings with word dropout, mask utilities.
+
+Shapes: B batch, T time, D features. Masks are (B, T) bool, True = real token.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["TokenEmbedding", "right_align", "restore_alignment", "last_index", "first_index"]
+
+
+class TokenEmbedding(nn.Module):
+    """Token embedding with dropout and word dropout.
+
+    Word dropout (as in Lample et al. 2016) replaces each non-special id by ``<unk>`` with
+    probability ``word_dropout`` during training, so the ``<unk>`` row learns what unseen words
+    look like.
+    """
+
+    def __init__(
+        self, vocab_size: int, dim: int, dropout: float = 0.0, word_dropout: float = 0.0,
+        pad_id: int = 0, unk_id: int = 1, n_special: int = 5,
+    ) -> None:
+        super().__init__()
+        self.weight_layer = nn.Embedding(vocab_size, dim, padding_idx=pad_id)
+        self.dropout = nn.Dropout(dropout)
+        self.word_dropout = word_dropout
+        self.unk_id = unk_id
+        self.n_special = n_special
+
+    @property
+    def weight(self) -> Tensor:
+        return self.weight_layer.weight
+
+    def forward(self, ids: Tensor) -> Tensor:
+        """``ids``: (B, T) long -> (B, T, D)."""
+        if self.training and self.word_dropout > 0:
+            drop = (torch.rand(ids.shape, device=ids.device) < self.word_dropout) & (ids >= self.n_special)
+            ids = ids.masked_fill(drop, self.unk_id)
+        return self.dropout(self.weight_layer(ids))  # (B, T, D)
+
+
+def _is_right_padded(mask: Tensor) -> bool:
+    lengths = mask.sum(-1, keepdim=True)  # (B, 1)
+    expected = torch.arange(mask.shape[1], device=mask.device) < lengths  # (B, T)
+    return bool(torch.equal(expected, mask))
+
+
+def right_align(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Move each row's real positions to the front, keeping their order.
+
+    ``x``: (B, T, D), ``mask``: (B, T). Returns (x', mask', perm) where perm (B, T) undoes the
+    move in :func:`restore_alignment`; perm is None when the batch is already right-padded
+    (the common case costs one comparison).
+    """
+    if _is_right_padded(mask):
+        return x, mask, None
+    perm = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)  # (B, T) real first
+    x2 = torch.gather(x, 1, perm.unsqueeze(-1).expand_as(x))
+    mask2 = torch.gather(mask, 1, perm)
+    return x2, mask2, perm
+
+
+def restore_alignment(y: Tensor, perm: Tensor | None) -> Tensor:
+    """Inverse of :func:`right_align` for outputs ``y`` (B, T, H)."""
+    if perm is None:
+        return y
+    out = torch.empty_like(y)
+    out.scatter_(1, perm.unsqueeze(-1).expand_as(y), y)
+    return out
+
+
+def last_index(mask: Tensor) -> Tensor:
+    """(B,) index of each row's last real position (0 for an empty row)."""
+    t = mask.shape[1]
+    flipped = mask.flip(-1).to(torch.int8).argmax(-1)
+    return (t - 1 - flipped).clamp(min=0)
+
+
+def first_index(mask: Tensor) -> Tensor:
+    """(B,) index of each row's first real position."""
+    return mask.to(torch.int8).argmax(-1)

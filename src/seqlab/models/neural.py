@@ -1,0 +1,233 @@
+"""The estimator every neural family shares: embedding -> encoder -> task head.
+
+``NeuralModel`` follows the scikit-learn habit: ``__init__`` stores settings, ``fit`` returns
+``self``, learned state ends in ``_``. It owns nothing family-specific: the registry gives it
+an encoder factory, the task gives it the head shape, the loss, decoding and metrics, and the
+trainer (which knows nothing about models) runs the optimisation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+import seqlab
+from seqlab.config import from_dict, to_dict
+from seqlab.data.batching import BatchSource, BucketBatchSampler, move_to
+from seqlab.errors import ConfigError, SeqlabError
+from seqlab.io import read_json, read_tensors, write_json, write_tensors
+from seqlab.models.heads import LMHead, SequenceHead, TokenHead
+from seqlab.models.layers import TokenEmbedding
+from seqlab.tasks import Encoded, EvalAccumulator, Example, Task, task_from_state
+from seqlab.train.trainer import TrainConfig, Trainer, TrainResult
+
+__all__ = ["NeuralModule", "NeuralModel", "EncoderFactory"]
+
+EncoderFactory = Callable[[Any, int], nn.Module]
+
+
+class NeuralModule(nn.Module):
+    """``batch`` -> task output: (B, C), (B, T, C) or (B, T, V) logits."""
+
+    def __init__(self, task: Task, config: Any, make_encoder: EncoderFactory) -> None:
+        super().__init__()
+        c = config
+        self.embed = TokenEmbedding(task.input_size, c.embedding_dim, c.dropout, c.word_dropout)
+        self.encoder = make_encoder(c, c.embedding_dim)
+        dim = int(self.encoder.output_dim)
+        if task.causal and not getattr(self.encoder, "causal", False):
+            raise ConfigError(f"task {task.name!r} needs a causal encoder; set bidirectional=false")
+        self.head: nn.Module
+        if task.output == "sequence":
+            self.head = SequenceHead(dim, task.output_size, c.pooling, c.dropout, getattr(self.encoder, "last", None))
+        elif task.output == "token":
+            self.head = TokenHead(dim, task.output_size, c.dropout)
+        elif task.output in ("next_token", "masked_token"):
+            tied = self.embed.weight_layer if c.tie_weights else None
+            self.head = LMHead(dim, tied, task.output_size, c.embedding_dim, c.dropout)
+        else:
+            raise ConfigError(f"this family has no head for task output {task.output!r}")
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        mask = batch["mask"]  # (B, T) bool
+        h = self.encoder(self.embed(batch["input_ids"]), mask)  # (B, T, H)
+        return self.head(h, mask)
+
+
+class NeuralModel:
+    """A neural sequence model for one task: build, fit, evaluate, predict, save, load."""
+
+    kind = "neural"
+
+    def __init__(
+        self, family: str, task: Task, config: Any, make_encoder: EncoderFactory,
+        train: TrainConfig | None = None, device: str = "cpu",
+    ) -> None:
+        self.family = family
+        self.task = task
+        self.config = config
+        self.make_encoder = make_encoder
+        self.train_config = train or TrainConfig()
+        self.device = torch.device(device)
+        self.module_: NeuralModule | None = None
+        self.result_: TrainResult | None = None
+        self.train_time_: float = 0.0
+
+    # --- construction -------------------------------------------------------------------
+    def _build_module(self) -> NeuralModule:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            module = NeuralModule(self.task, self.config, self.make_encoder)
+        return module.to(self.device)
+
+    @property
+    def module(self) -> NeuralModule:
+        if self.module_ is None:
+            raise SeqlabError("the model is not fitted: call fit() or load a saved model")
+        return self.module_
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.module.parameters())
+
+    # --- training -----------------------------------------------------------------------
+    def _source(self, enc: Encoded, shuffle: bool, batch_size: int) -> BatchSource:
+        sampler = BucketBatchSampler(
+            self.task.lengths(enc.items), batch_size, shuffle=shuffle, bucket=True, seed=self.train_config.seed
+        )
+        return BatchSource(enc.items, self.task.collate, sampler, seed=self.train_config.seed)
+
+    def _loss(self, module: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        batch = move_to(batch, self.device)
+        return self.task.loss(module(batch), batch)
+
+    def fit(
+        self, train: Sequence[Example], valid: Sequence[Example] | None = None, *,
+        run_dir: str | Path | None = None, resume: bool = True,
+    ) -> NeuralModel:
+        """Fit the task's vocabularies (once), build the network and train it.
+
+        Early stopping follows the task's main metric on ``valid`` (training loss without it).
+        With ``run_dir``, a checkpoint there is resumed and metrics go to ``metrics.jsonl``.
+        """
+        if not train:
+            raise SeqlabError("fit() needs at least one training example")
+        if self.module_ is None:
+            self.task.fit(train)
+            self.module_ = self._build_module()
+        enc = self.task.encode(train)
+        if enc.report.n_truncated:
+            print(f"[seqlab] train: {enc.report}")
+        valid_enc = self.task.encode(valid) if valid else None
+        evaluate = None
+        if valid_enc is not None:
+            def evaluate() -> dict[str, float]:
+                return self._evaluate_encoded(valid_enc)
+        trainer = Trainer(
+            self.module, self._loss, self.train_config, run_dir=run_dir, evaluate=evaluate,
+            main_metric=self.task.main_metric if valid_enc else "loss",
+            greater_is_better=self.task.greater_is_better if valid_enc else False, device=self.device,
+        )
+        start = time.perf_counter()
+        self.result_ = trainer.fit(self._source(enc, True, self.train_config.batch_size), resume=resume)
+        self.train_time_ += time.perf_counter() - start
+        return self
+
+    # --- inference ----------------------------------------------------------------------
+    @torch.no_grad()
+    def _outputs(self, items: list[dict[str, Any]], batch_size: int) -> list[tuple[Tensor, dict[str, Tensor]]]:
+        module = self.module
+        was_training = module.training
+        module.eval()
+        sampler = BucketBatchSampler(self.task.lengths(items), batch_size, shuffle=False, bucket=True)
+        out = []
+        try:
+            for idx in sampler.batches(0):
+                batch = move_to(self.task.collate([items[i] for i in idx]), self.device)
+                out.append((module(batch), batch))
+        finally:
+            module.train(was_training)
+        return out
+
+    def _evaluate_encoded(self, enc: Encoded, batch_size: int | None = None) -> dict[str, float]:
+        acc = EvalAccumulator()
+        for output, batch in self._outputs(enc.items, batch_size or self.train_config.batch_size):
+            nll, n = self.task.loss(output, batch)
+            acc.add(nll, n, self.task.decode(output, batch), batch["index"])
+        preds = acc.ordered(len(enc.items))
+        return self.task.metrics(preds, enc.references, acc.nll_sum, acc.n_units)
+
+    def evaluate(self, split: Sequence[Example], batch_size: int | None = None) -> dict[str, float]:
+        """The task's metrics on labelled examples."""
+        return self._evaluate_encoded(self.task.encode(split), batch_size)
+
+    def _predict_rows(self, inputs: Sequence[Any], fn: Callable[[Tensor, dict[str, Tensor]], list[Any]]) -> list[Any]:
+        items = self.task.encode_inputs(inputs)
+        by_index: dict[int, Any] = {}
+        for output, batch in self._outputs(items, self.train_config.batch_size):
+            for i, p in zip(batch["index"].tolist(), fn(output, batch)):
+                by_index[i] = p
+        return [by_index[i] for i in range(len(items))]
+
+    def predict(self, inputs: Sequence[Any]) -> list[Any]:
+        """Labels (classification), tag lists (labeling) or next tokens (lm) for raw inputs."""
+        fn = getattr(self.task, "next_tokens", None) if self.task.name == "lm" else None
+        return self._predict_rows(inputs, fn or self.task.decode)
+
+    def predict_proba(self, inputs: Sequence[Any]) -> list[dict[str, float]]:
+        fn = getattr(self.task, "probabilities", None)
+        if fn is None:
+            raise SeqlabError(f"predict_proba is for classification, not {self.task.name}")
+        return self._predict_rows(inputs, lambda out, batch: fn(out))
+
+    def generate(
+        self, prompts: Sequence[str], max_new_tokens: int = 200, temperature: float = 1.0,
+        top_k: int | None = None, seed: int = 0,
+    ) -> list[str]:
+        """Sample continuations from a causal LM (see :func:`seqlab.models.sampling.sample`)."""
+        from seqlab.models.sampling import sample
+
+        return sample(self, prompts, max_new_tokens, temperature, top_k, seed)
+
+    # --- persistence --------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write ``model.safetensors`` then ``config.json`` (each atomically) into ``path``."""
+        p = Path(path)
+        tensors = dict(self.module.state_dict())
+        write_tensors(p / "model.safetensors", tensors)
+        write_json(p / "config.json", {
+            "seqlab_version": seqlab.__version__,
+            "kind": self.kind,
+            "family": self.family,
+            "task": self.task.name,
+            "task_state": self.task.state(),
+            "model_config": to_dict(self.config),
+            "train_config": to_dict(self.train_config),
+        })
+        return p
+
+    @classmethod
+    def from_saved(cls, path: str | Path, meta: dict[str, Any], config_cls: type, make_encoder: EncoderFactory) -> NeuralModel:
+        task = task_from_state(meta["task"], meta["task_state"])
+        model = cls(
+            meta["family"], task, from_dict(config_cls, meta["model_config"]), make_encoder,
+            from_dict(TrainConfig, meta["train_config"]),
+        )
+        model.module_ = model._build_module()
+        state = read_tensors(Path(path) / "model.safetensors")
+        try:
+            model.module_.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            raise SeqlabError(f"{path}: the weights do not fit the saved configuration: {e}") from None
+        return model
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{f.name}={getattr(self.config, f.name)!r}" for f in dataclasses.fields(self.config))
+        return f"NeuralModel({self.family!r}, task={self.task.name!r}, {fields})"
+

@@ -1,0 +1,119 @@
+"""The model registry: one line per family, imported lazily.
+
+Adding a family is one new file (a frozen config dataclass and an encoder taking
+``(config, input_dim)``) plus one line here; the contract tests then cover it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from seqlab.config import check_keys, from_dict
+from seqlab.errors import ConfigError, SeqlabError
+from seqlab.io import read_json
+from seqlab.models.neural import NeuralModel
+from seqlab.tasks import Task, make_task
+from seqlab.train.trainer import TrainConfig
+
+__all__ = ["Family", "FAMILIES", "ALIASES", "build", "load", "get_family"]
+
+
+@dataclass(frozen=True)
+class Family:
+    """How to build one family. ``defaults`` preset config fields (e.g. the RNN cell)."""
+
+    name: str
+    description: str
+    module: str
+    config: str
+    encoder: str
+    tasks: tuple[str, ...]
+    context: str  # "causal or bidirectional", "causal", ...
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    heads: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # task -> valid head names
+
+    def config_class(self) -> type:
+        return getattr(importlib.import_module(self.module), self.config)  # type: ignore[no-any-return]
+
+    def encoder_factory(self) -> Any:
+        return getattr(importlib.import_module(self.module), self.encoder)
+
+
+_RNN_TASKS = ("classification", "labeling", "lm", "mlm")
+_RNN_HEADS = {"labeling": ("softmax",)}
+
+FAMILIES: dict[str, Family] = {
+    "lstm": Family("lstm", "LSTM (Hochreiter & Schmidhuber 1997)", "seqlab.models.rnn", "RNNConfig", "RNNEncoder",
+                   _RNN_TASKS, "causal, or bidirectional", {"cell": "lstm"}, _RNN_HEADS),
+    "gru": Family("gru", "GRU (Cho et al. 2014)", "seqlab.models.rnn", "RNNConfig", "RNNEncoder",
+                  _RNN_TASKS, "causal, or bidirectional", {"cell": "gru"}, _RNN_HEADS),
+    "elman": Family("elman", "Elman RNN (Elman 1990)", "seqlab.models.rnn", "RNNConfig", "RNNEncoder",
+                    _RNN_TASKS, "causal, or bidirectional", {"cell": "elman"}, _RNN_HEADS),
+}
+ALIASES: dict[str, str] = {"rnn": "elman"}
+
+
+def get_family(name: str) -> Family:
+    key = ALIASES.get(name, name)
+    if key not in FAMILIES:
+        valid = sorted([*FAMILIES, *ALIASES])
+        raise ConfigError(f"unknown model {name!r}; valid models: {', '.join(valid)}")
+    return FAMILIES[key]
+
+
+def _task_of(task: Any, task_options: Mapping[str, Any] | None) -> Task:
+    if isinstance(task, Task):
+        if task_options:
+            raise ConfigError("task_options go with a task name, not a task object")
+        return task
+    if hasattr(task, "task") and hasattr(task, "task_options"):  # a bundled Dataset
+        opts = {**dict(task.task_options), **dict(task_options or {})}
+        return make_task(task.task, opts)
+    if isinstance(task, str):
+        return make_task(task, task_options)
+    raise ConfigError(f"task must be a task name, a Task or a Dataset; found {type(task).__name__}")
+
+
+def build(
+    name: str,
+    task: Any,
+    *,
+    task_options: Mapping[str, Any] | None = None,
+    train: TrainConfig | Mapping[str, Any] | None = None,
+    head: str | None = None,
+    device: str = "cpu",
+    **config: Any,
+) -> NeuralModel:
+    """Build an unfitted model of family ``name`` for ``task``.
+
+    ``config`` sets the family's hyperparameters (an unknown key is an error that lists the
+    valid ones); ``train`` the training settings; ``task_options`` the task's settings.
+    """
+    fam = get_family(name)
+    the_task = _task_of(task, task_options)
+    if the_task.name not in fam.tasks:
+        raise ConfigError(f"model {fam.name!r} does not serve task {the_task.name!r}; it serves {', '.join(fam.tasks)}")
+    valid_heads = fam.heads.get(the_task.name)
+    if head is not None and (valid_heads is None or head not in valid_heads):
+        raise ConfigError(f"head {head!r} is not available for {fam.name} on {the_task.name}; valid: {valid_heads or ('(default)',)}")
+    cfg_cls = fam.config_class()
+    check_keys(config, [f.name for f in fields(cfg_cls)], f"model {fam.name}")
+    cfg = from_dict(cfg_cls, {**fam.defaults, **config}, where=f"model {fam.name}")
+    if isinstance(train, Mapping) or train is None:
+        train_cfg = from_dict(TrainConfig, dict(train or {}), where="train")
+    else:
+        train_cfg = train
+    return NeuralModel(fam.name, the_task, cfg, fam.encoder_factory(), train_cfg, device=device)
+
+
+def load(path: str | Path) -> NeuralModel:
+    """Load a model saved with ``model.save(path)`` (safetensors + JSON; nothing is unpickled)."""
+    meta = read_json(Path(path) / "config.json")
+    if not isinstance(meta, dict) or "family" not in meta:
+        raise SeqlabError(f"{path}: config.json does not describe a seqlab model")
+    fam = get_family(meta["family"])
+    return NeuralModel.from_saved(path, meta, fam.config_class(), fam.encoder_factory())

@@ -1,0 +1,104 @@
+"""Recurrent family: Elman RNN, LSTM and GRU on PyTorch's fused (cuDNN/oneDNN) modules.
+
+Uni- or bidirectional, stacked, with dropout between layers. Padded positions never reach a
+real position's state: sequences are packed (``pack_padded_sequence``) so the recurrence stops
+at each row's length, and a batch padded on the left is realigned first, so the same tokens
+give the same outputs whatever padding surrounds them.
+
+References: Elman 1990; Hochreiter & Schmidhuber 1997 (LSTM); Cho et al. 2014 (GRU);
+Schuster & Paliwal 1997 (bidirectional).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from seqlab.errors import ConfigError
+from seqlab.models.layers import first_index, last_index, restore_alignment, right_align
+
+__all__ = ["RNNConfig", "RNNEncoder"]
+
+RNNState = Tensor | tuple[Tensor, Tensor]
+
+
+@dataclass(frozen=True)
+class RNNConfig:
+    """Hyperparameters of a recurrent model (embedding, encoder and head options)."""
+
+    cell: Literal["lstm", "gru", "elman"] = "lstm"
+    embedding_dim: int = 128
+    hidden_size: int = 256
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.1
+    word_dropout: float = 0.0
+    nonlinearity: Literal["tanh", "relu"] = "tanh"
+    pooling: Literal["last", "mean", "max", "attention"] = "last"
+    tie_weights: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("embedding_dim", "hidden_size", "num_layers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, found {getattr(self, name)}")
+        for name in ("dropout", "word_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1), found {getattr(self, name)}")
+
+
+class RNNEncoder(nn.Module):
+    """(B, T, D_in) embeddings + (B, T) mask -> (B, T, H * directions) states."""
+
+    def __init__(self, config: RNNConfig, input_dim: int) -> None:
+        super().__init__()
+        c = config
+        kw = {
+            "input_size": input_dim,
+            "hidden_size": c.hidden_size,
+            "num_layers": c.num_layers,
+            "bidirectional": c.bidirectional,
+            "batch_first": True,
+            "dropout": c.dropout if c.num_layers > 1 else 0.0,
+        }
+        self.rnn: nn.RNNBase
+        if c.cell == "lstm":
+            self.rnn = nn.LSTM(**kw)  # type: ignore[arg-type]
+        elif c.cell == "gru":
+            self.rnn = nn.GRU(**kw)  # type: ignore[arg-type]
+        else:
+            self.rnn = nn.RNN(nonlinearity=c.nonlinearity, **kw)  # type: ignore[arg-type]
+        self.bidirectional = c.bidirectional
+        self.causal = not c.bidirectional
+        self.hidden_size = c.hidden_size
+        self.output_dim = c.hidden_size * (2 if c.bidirectional else 1)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        x, mask_r, perm = right_align(x, mask)
+        lengths = mask_r.sum(-1).clamp(min=1).cpu()  # (B,), packing needs >= 1
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        y, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])  # (B, T, H*dirs)
+        y = y * mask_r.unsqueeze(-1)
+        return restore_alignment(y, perm)
+
+    def step(self, x: Tensor, state: RNNState | None) -> tuple[Tensor, RNNState]:
+        """One incremental step for causal decoding: ``x`` (B, 1, D) -> (B, 1, H), new state."""
+        if self.bidirectional:
+            raise ConfigError("a bidirectional RNN cannot decode incrementally")
+        y, new_state = self.rnn(x, state)
+        return y, new_state
+
+    def last(self, h: Tensor, mask: Tensor) -> Tensor:
+        """Summary vector (B, H*dirs): the last real state; for a bidirectional RNN the forward
+        direction's last state and the backward direction's state at the first position."""
+        rows = torch.arange(h.shape[0], device=h.device)
+        fwd = h[rows, last_index(mask)]  # (B, H*dirs)
+        if not self.bidirectional:
+            return fwd
+        bwd = h[rows, first_index(mask)]
+        return torch.cat([fwd[:, : self.hidden_size], bwd[:, self.hidden_size :]], dim=-1)

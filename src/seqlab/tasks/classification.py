@@ -1,0 +1,168 @@
+"""Sequence classification: a whole sequence to one label.
+
+Examples: ``{"text": str, "label": str}`` or ``{"tokens": [str], "label": str}``.
+Loss: cross-entropy, one unit per sequence. Decoding: argmax. Metrics: accuracy, macro-F1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from seqlab.config import from_dict, to_dict
+from seqlab.data.batching import TruncationPolicy, TruncationReport, pad_sequences, truncate
+from seqlab.data.vocab import Vocab
+from seqlab.errors import ConfigError, DataError
+from seqlab.metrics.classification import accuracy, macro_f1
+from seqlab.tasks.base import Batch, Encoded, Example, Item, Task
+from seqlab.tasks.text import TextCodec, as_tokens
+
+__all__ = ["ClassificationConfig", "ClassificationTask", "text_field"]
+
+
+@dataclass(frozen=True)
+class ClassificationConfig:
+    """How text becomes ids, and the length limit. ``max_len=None`` means no limit."""
+
+    tokenizer: Literal["word", "char", "bpe", "unigram"] = "word"
+    lowercase: bool = True
+    min_freq: int = 1
+    max_vocab: int | None = 50000
+    vocab_size: int = 8000
+    max_len: int | None = 256
+    truncation: TruncationPolicy = "head"
+
+    def __post_init__(self) -> None:
+        if self.max_len is not None and self.max_len < 1:
+            raise ConfigError(f"max_len must be >= 1 or None, found {self.max_len}")
+        if self.min_freq < 1:
+            raise ConfigError(f"min_freq must be >= 1, found {self.min_freq}")
+
+
+def text_field(example: Example, index: int) -> str | list[str]:
+    """The example's input: ``text`` or ``tokens``."""
+    if "tokens" in example:
+        return as_tokens(example["tokens"], "tokens", index)
+    if "text" in example:
+        return as_tokens(example["text"], "text", index)
+    raise DataError(None, None, f"example {index}: a 'text' or 'tokens' field", f"keys {sorted(example)}")
+
+
+def encode_text_items(
+    codec: TextCodec, values: Sequence[str | Sequence[str]], max_len: int | None, policy: TruncationPolicy
+) -> tuple[list[list[int]], TruncationReport]:
+    """Encode and truncate a list of inputs, counting the truncated ones."""
+    out: list[list[int]] = []
+    n_cut = longest = 0
+    for v in values:
+        ids = codec.encode(v)
+        longest = max(longest, len(ids))
+        kept, cut = truncate(ids, max_len, policy)
+        n_cut += int(cut)
+        out.append(kept if kept else [codec.fitted_vocab.unk_id])
+    report = TruncationReport(n_examples=len(values), n_truncated=n_cut, max_len=max_len, policy=policy, longest=longest)
+    return out, report
+
+
+class ClassificationTask(Task):
+    name = "classification"
+    output = "sequence"
+    causal = False
+    main_metric = "accuracy"
+    greater_is_better = True
+    alignment = "whole sequence -> one label"
+    loss_name = "cross-entropy"
+    decoding = "argmax"
+    metric_names = ("accuracy", "macro_f1")
+
+    def __init__(self, config: ClassificationConfig | None = None) -> None:
+        self.config = config or ClassificationConfig()
+        c = self.config
+        self.codec = TextCodec(c.tokenizer, c.lowercase, c.min_freq, c.max_vocab, c.vocab_size)
+        self.labels: Vocab | None = None
+
+    def fit(self, examples: Sequence[Example]) -> ClassificationTask:
+        self.codec.fit(text_field(ex, i) for i, ex in enumerate(examples))
+        self.labels = Vocab(sorted({self._label(ex, i) for i, ex in enumerate(examples)}), specials=False)
+        return self
+
+    @staticmethod
+    def _label(ex: Example, index: int) -> str:
+        if "label" not in ex:
+            raise DataError(None, None, f"example {index}: a 'label' field", f"keys {sorted(ex)}")
+        return str(ex["label"])
+
+    @property
+    def label_vocab(self) -> Vocab:
+        if self.labels is None:
+            raise ConfigError("the task is not fitted: call fit() on training examples first")
+        return self.labels
+
+    @property
+    def input_size(self) -> int:
+        return len(self.codec.fitted_vocab)
+
+    @property
+    def output_size(self) -> int:
+        return len(self.label_vocab)
+
+    def encode(self, examples: Sequence[Example]) -> Encoded:
+        ids, report = encode_text_items(
+            self.codec, [text_field(ex, i) for i, ex in enumerate(examples)], self.config.max_len, self.config.truncation
+        )
+        refs = [self._label(ex, i) for i, ex in enumerate(examples)]
+        known = self.label_vocab.stoi
+        items = [
+            {"input_ids": x, "label": known.get(r, -100), "index": i} for i, (x, r) in enumerate(zip(ids, refs))
+        ]
+        return Encoded(items=items, references=refs, report=report)
+
+    def encode_inputs(self, inputs: Sequence[Any]) -> list[Item]:
+        values = [as_tokens(v, "input", i) for i, v in enumerate(inputs)]
+        ids, _ = encode_text_items(self.codec, values, self.config.max_len, self.config.truncation)
+        return [{"input_ids": x, "label": -100, "index": i} for i, x in enumerate(ids)]
+
+    def collate(self, items: Sequence[Item], generator: torch.Generator | None = None) -> Batch:
+        ids, mask = pad_sequences([it["input_ids"] for it in items], pad_value=self.pad_id)
+        return {
+            "input_ids": ids,  # (B, T)
+            "mask": mask,  # (B, T) bool
+            "labels": torch.tensor([it["label"] for it in items], dtype=torch.long),  # (B,)
+            "index": torch.tensor([it["index"] for it in items], dtype=torch.long),  # (B,)
+        }
+
+    def loss(self, output: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
+        """``output``: (B, C) logits. Labels unseen in training (-100) are skipped."""
+        labels = batch["labels"]
+        keep = labels != -100
+        total = F.cross_entropy(output.float(), labels, ignore_index=-100, reduction="sum")
+        return total, keep.sum()
+
+    def decode(self, output: Tensor, batch: Batch) -> list[Any]:
+        return self.label_vocab.decode(output.argmax(-1).tolist())
+
+    def probabilities(self, output: Tensor) -> list[dict[str, float]]:
+        probs = output.float().softmax(-1)  # (B, C)
+        names = self.label_vocab.itos
+        return [{names[c]: float(p[c]) for c in range(len(names))} for p in probs]
+
+    def metrics(self, predictions: Sequence[Any], references: Sequence[Any], nll_sum: float, n_units: int) -> dict[str, float]:
+        out = self.base_metrics(nll_sum, n_units)
+        out["accuracy"] = accuracy(predictions, references)
+        out["macro_f1"] = macro_f1(predictions, references)
+        return out
+
+    def state(self) -> dict[str, Any]:
+        return {"config": to_dict(self.config), "codec": self.codec.state(), "labels": self.label_vocab.to_json()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ClassificationTask:
+        task = cls(from_dict(ClassificationConfig, state["config"]))
+        task.codec = TextCodec.from_state(state["codec"])
+        task.labels = Vocab.from_json(state["labels"])
+        return task

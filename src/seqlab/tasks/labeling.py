@@ -1,0 +1,188 @@
+"""Token labeling: one label per token (NER, POS, chunking, the copying problem).
+
+Examples: ``{"tokens": [str], "tags": [str]}`` with equal lengths.
+Loss: masked token cross-entropy (a CRF head, when used, brings its own NLL).
+Decoding: argmax per token. Metrics: span precision/recall/F1 through seqeval for BIO-style
+tag sets (IOB2 or IOBES, strict mode) and token accuracy for every tag set.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from seqlab.config import from_dict, to_dict
+from seqlab.data.batching import TruncationPolicy, pad_sequences
+from seqlab.data.vocab import Vocab
+from seqlab.errors import ConfigError, DataError
+from seqlab.metrics.spans import span_scores, token_accuracy
+from seqlab.tasks.base import Batch, Encoded, Example, Item, Task
+from seqlab.tasks.classification import encode_text_items
+from seqlab.tasks.text import TextCodec, as_tokens
+
+__all__ = ["LabelingConfig", "LabelingTask", "detect_scheme"]
+
+_BIO = re.compile(r"^(O|[BIES]-.+)$")
+
+
+def detect_scheme(tag_sets: Sequence[Sequence[str]]) -> str:
+    """``IOBES`` if tags use S-/E- prefixes, ``IOB2`` if B-/I-/O only, else ``none``."""
+    tags = {t for seq in tag_sets for t in seq}
+    if not tags or not all(_BIO.match(t) for t in tags):
+        return "none"
+    return "IOBES" if any(t[:2] in ("S-", "E-") for t in tags) else "IOB2"
+
+
+@dataclass(frozen=True)
+class LabelingConfig:
+    """``scheme="auto"`` reads the scheme off the training tags."""
+
+    scheme: Literal["auto", "IOB2", "IOBES", "none"] = "auto"
+    lowercase: bool = False
+    min_freq: int = 1
+    max_vocab: int | None = None
+    max_len: int | None = None
+    truncation: TruncationPolicy = "head"
+    outside_tag: str = "O"
+
+    def __post_init__(self) -> None:
+        if self.max_len is not None and self.max_len < 1:
+            raise ConfigError(f"max_len must be >= 1 or None, found {self.max_len}")
+
+
+def _tokens_tags(ex: Example, index: int) -> tuple[list[str], list[str]]:
+    toks = as_tokens(ex.get("tokens"), "tokens", index)
+    tags = as_tokens(ex.get("tags", []), "tags", index)
+    if isinstance(toks, str) or isinstance(tags, str):
+        raise DataError(None, None, f"example {index}: 'tokens' and 'tags' as lists", "a string")
+    if tags and len(tags) != len(toks):
+        raise DataError(None, None, f"example {index}: as many tags as tokens ({len(toks)})", f"{len(tags)} tags")
+    return toks, tags
+
+
+class LabelingTask(Task):
+    name = "labeling"
+    output = "token"
+    causal = False
+    main_metric = "f1"
+    greater_is_better = True
+    alignment = "sequence -> one label per token"
+    loss_name = "masked token cross-entropy (or CRF NLL)"
+    decoding = "argmax per token (Viterbi with a CRF head)"
+    metric_names = ("f1", "precision", "recall", "token_accuracy")
+
+    def __init__(self, config: LabelingConfig | None = None) -> None:
+        self.config = config or LabelingConfig()
+        c = self.config
+        self.codec = TextCodec("word", c.lowercase, c.min_freq, c.max_vocab)
+        self.tags: Vocab | None = None
+        self.scheme = c.scheme
+        self._set_main_metric()
+
+    def _set_main_metric(self) -> None:
+        self.main_metric = "token_accuracy" if self.scheme == "none" else "f1"
+
+    def fit(self, examples: Sequence[Example]) -> LabelingTask:
+        pairs = [_tokens_tags(ex, i) for i, ex in enumerate(examples)]
+        self.codec.fit(t for t, _ in pairs)
+        tag_seqs = [g for _, g in pairs]
+        names = sorted({t for seq in tag_seqs for t in seq})
+        self.tags = Vocab(names, specials=False)
+        if self.config.scheme == "auto":
+            self.scheme = detect_scheme(tag_seqs)
+        self._set_main_metric()
+        return self
+
+    @property
+    def tag_vocab(self) -> Vocab:
+        if self.tags is None:
+            raise ConfigError("the task is not fitted: call fit() on training examples first")
+        return self.tags
+
+    @property
+    def input_size(self) -> int:
+        return len(self.codec.fitted_vocab)
+
+    @property
+    def output_size(self) -> int:
+        return len(self.tag_vocab)
+
+    def encode(self, examples: Sequence[Example]) -> Encoded:
+        pairs = [_tokens_tags(ex, i) for i, ex in enumerate(examples)]
+        ids, report = encode_text_items(self.codec, [t for t, _ in pairs], self.config.max_len, self.config.truncation)
+        stoi = self.tag_vocab.stoi
+        items = []
+        for i, (x, (toks, tags)) in enumerate(zip(ids, pairs)):
+            labels = [stoi.get(t, -100) for t in tags][: len(x)] if tags else [-100] * len(x)
+            items.append({"input_ids": x, "labels": labels, "index": i, "length": len(toks)})
+        return Encoded(items=items, references=[g for _, g in pairs], report=report)
+
+    def encode_inputs(self, inputs: Sequence[Any]) -> list[Item]:
+        toks = []
+        for i, v in enumerate(inputs):
+            t = as_tokens(v, "input", i)
+            toks.append(t.split() if isinstance(t, str) else t)
+        ids, _ = encode_text_items(self.codec, toks, self.config.max_len, self.config.truncation)
+        return [
+            {"input_ids": x, "labels": [-100] * len(x), "index": i, "length": len(t)}
+            for i, (x, t) in enumerate(zip(ids, toks))
+        ]
+
+    def collate(self, items: Sequence[Item], generator: torch.Generator | None = None) -> Batch:
+        ids, mask = pad_sequences([it["input_ids"] for it in items], pad_value=self.pad_id)
+        labels, _ = pad_sequences([it["labels"] for it in items], pad_value=-100)
+        return {
+            "input_ids": ids,  # (B, T)
+            "mask": mask,  # (B, T) bool
+            "labels": labels,  # (B, T), -100 = no label
+            "index": torch.tensor([it["index"] for it in items], dtype=torch.long),  # (B,)
+            "length": torch.tensor([it["length"] for it in items], dtype=torch.long),  # (B,) before truncation
+        }
+
+    def loss(self, output: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
+        """``output``: (B, T, C) logits; padding and unlabeled tokens are skipped."""
+        labels = batch["labels"].masked_fill(~batch["mask"], -100)
+        total = F.cross_entropy(output.float().flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="sum")
+        return total, (labels != -100).sum()
+
+    def decode(self, output: Tensor, batch: Batch) -> list[Any]:
+        return self.decode_ids(output.argmax(-1), batch)
+
+    def decode_ids(self, best: Tensor, batch: Batch) -> list[list[str]]:
+        """Tag strings from (B, T) ids; tokens cut by truncation get the outside tag."""
+        itos = self.tag_vocab.itos
+        n_kept = batch["mask"].sum(-1).tolist()
+        out = []
+        for row, k, n in zip(best.tolist(), n_kept, batch["length"].tolist()):
+            out.append([itos[j] for j in row[:k]] + [self.config.outside_tag] * (n - k))
+        return out
+
+    def metrics(self, predictions: Sequence[Any], references: Sequence[Any], nll_sum: float, n_units: int) -> dict[str, float]:
+        out = self.base_metrics(nll_sum, n_units)
+        out["token_accuracy"] = token_accuracy(predictions, references)
+        if self.scheme != "none":
+            out.update(span_scores(predictions, references, scheme=self.scheme))  # type: ignore[arg-type]
+        return out
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "config": to_dict(self.config),
+            "codec": self.codec.state(),
+            "tags": self.tag_vocab.to_json(),
+            "scheme": self.scheme,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> LabelingTask:
+        task = cls(from_dict(LabelingConfig, state["config"]))
+        task.codec = TextCodec.from_state(state["codec"])
+        task.tags = Vocab.from_json(state["tags"])
+        task.scheme = state["scheme"]
+        task._set_main_metric()
+        return task

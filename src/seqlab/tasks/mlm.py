@@ -1,0 +1,123 @@
+"""Masked language modeling: recover tokens hidden in a sequence (Devlin et al. 2019).
+
+Blocks of ``block_size`` ids are cut from the token stream as for the causal LM. Collation
+hides each real token with probability ``mask_prob`` (at least one per block): 80% become
+``<mask>``, 10% a random token, 10% stay. The choice is drawn from the generator the batch
+source passes, so it is a pure function of (seed, epoch, step); evaluation batches get a
+generator seeded by their item indices, so every evaluation sees the same holes.
+Loss: cross-entropy on the hidden positions. Metric: masked-token accuracy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from seqlab.config import from_dict
+from seqlab.data.batching import pad_sequences
+from seqlab.errors import ConfigError
+from seqlab.metrics.lm import perplexity
+from seqlab.tasks.base import Batch, Item
+from seqlab.tasks.lm import LMTask
+from seqlab.tasks.text import TextCodec
+
+__all__ = ["MLMConfig", "MLMTask", "mask_tokens"]
+
+
+@dataclass(frozen=True)
+class MLMConfig:
+    tokenizer: Literal["char", "word", "bpe", "unigram"] = "word"
+    lowercase: bool = False
+    min_freq: int = 1
+    max_vocab: int | None = None
+    vocab_size: int = 8000
+    block_size: int = 128
+    mask_prob: float = 0.15
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.mask_prob < 1.0:
+            raise ConfigError(f"mask_prob must be in (0, 1), found {self.mask_prob}")
+        if self.block_size < 1:
+            raise ConfigError(f"block_size must be >= 1, found {self.block_size}")
+
+
+def mask_tokens(
+    ids: Tensor, mask: Tensor, mask_id: int, vocab_size: int, prob: float, generator: torch.Generator, n_special: int = 5
+) -> tuple[Tensor, Tensor]:
+    """Hide tokens for MLM. ``ids``/``mask``: (B, T). Returns (inputs, labels with -100 = not hidden)."""
+    draw = torch.rand(ids.shape, generator=generator)
+    hide = (draw < prob) & mask
+    # every row with a real token hides at least one: its position of smallest draw
+    none = ~hide.any(-1) & mask.any(-1)
+    first = draw.masked_fill(~mask, 2.0).argmin(-1)
+    hide[none, first[none]] = True
+    labels = ids.masked_fill(~hide, -100)
+    action = torch.rand(ids.shape, generator=generator)
+    random_ids = torch.randint(n_special, max(vocab_size, n_special + 1), ids.shape, generator=generator)
+    inputs = ids.clone()
+    inputs[hide & (action < 0.8)] = mask_id
+    swap = hide & (action >= 0.8) & (action < 0.9)
+    inputs[swap] = random_ids[swap]
+    return inputs, labels
+
+
+class MLMTask(LMTask):
+    name = "mlm"
+    output = "masked_token"
+    causal = False
+    main_metric = "loss"
+    greater_is_better = False
+    alignment = "sequence with holes -> the missing tokens"
+    loss_name = "cross-entropy on masked positions"
+    decoding = "argmax"
+    metric_names = ("masked_accuracy",)
+    overlap = 0
+
+    def __init__(self, config: MLMConfig | None = None) -> None:  # type: ignore[override]
+        self.config = config or MLMConfig()  # type: ignore[assignment]
+        c = self.config
+        self.codec = TextCodec(c.tokenizer, c.lowercase, c.min_freq, c.max_vocab, c.vocab_size)
+        self._char_len = None
+
+    def collate(self, items: Sequence[Item], generator: torch.Generator | None = None) -> Batch:
+        ids, mask = pad_sequences([it["ids"] for it in items], pad_value=self.pad_id)
+        index = torch.tensor([it["index"] for it in items], dtype=torch.long)
+        if generator is None:
+            generator = torch.Generator().manual_seed(int(index.sum()) * 1_000_003 + len(items))
+        vocab = self.codec.fitted_vocab
+        inputs, labels = mask_tokens(ids, mask, vocab.mask_id, len(vocab), self.config.mask_prob, generator)  # type: ignore[attr-defined]
+        return {"input_ids": inputs, "mask": mask, "labels": labels, "index": index}
+
+    def encode_inputs(self, inputs: Sequence[Any]) -> list[Item]:
+        """Prompts may hold ``<mask>`` tokens (word/char tokenizers keep them as typed)."""
+        items = super().encode_inputs(inputs)
+        return [{"ids": it["ids"][:-1], "index": it["index"]} for it in items]
+
+    def lengths(self, items: Sequence[Item]) -> list[int]:
+        return [len(it["ids"]) for it in items]
+
+    def decode(self, output: Tensor, batch: Batch) -> list[Any]:
+        labels = batch["labels"]
+        valid = labels != -100
+        hits = ((output.argmax(-1) == labels) & valid).sum(-1)
+        return [{"hits": int(h), "total": int(n)} for h, n in zip(hits, valid.sum(-1))]
+
+    def metrics(self, predictions: Sequence[Any], references: Sequence[Any], nll_sum: float, n_units: int) -> dict[str, float]:
+        out = self.base_metrics(nll_sum, n_units)
+        total = sum(p["total"] for p in predictions)
+        out["masked_accuracy"] = sum(p["hits"] for p in predictions) / max(total, 1)
+        out["perplexity"] = perplexity(nll_sum, n_units)
+        return out
+
+    def state(self) -> dict[str, Any]:
+        return super().state()
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> MLMTask:
+        task = cls(from_dict(MLMConfig, state["config"]))
+        task.codec = TextCodec.from_state(state["codec"])
+        return task

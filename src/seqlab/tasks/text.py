@@ -1,0 +1,112 @@
+"""Text to ids: a tokenizer plus a vocabulary, fitted on training data, saved as JSON.
+
+Every text task (classification, labeling, LM, MLM, and later generation) uses this one codec,
+so tokenization options mean the same thing everywhere: ``tokenizer`` (char, word, bpe,
+unigram), ``lowercase``, ``min_freq``/``max_vocab`` for counted vocabularies and
+``vocab_size`` for trained subword models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from seqlab.data.tokenizers import Tokenizer, make_tokenizer, tokenizer_from_json
+from seqlab.data.vocab import Vocab
+from seqlab.errors import DataError, SeqlabError
+
+__all__ = ["TextCodec", "as_tokens"]
+
+
+def as_tokens(value: Any, field: str, index: int) -> list[str] | str:
+    """Validate an example field that holds text or a token list."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(t, str) for t in value):
+        return list(value)
+    raise DataError(None, None, f"example {index}: field {field!r} as a string or a list of strings", repr(value)[:80])
+
+
+class TextCodec:
+    """Tokenizer + :class:`Vocab`. Token lists given by the user bypass the tokenizer."""
+
+    def __init__(
+        self,
+        tokenizer: str = "word",
+        lowercase: bool = False,
+        min_freq: int = 1,
+        max_vocab: int | None = None,
+        vocab_size: int = 8000,
+    ) -> None:
+        self.kind = tokenizer
+        self.lowercase = lowercase
+        self.min_freq = min_freq
+        self.max_vocab = max_vocab
+        self.vocab_size = vocab_size
+        opts: dict[str, Any] = {}
+        if tokenizer in ("bpe", "unigram"):
+            opts["vocab_size"] = vocab_size
+        self.tokenizer: Tokenizer = make_tokenizer(tokenizer, **opts)
+        self.vocab: Vocab | None = None
+
+    def _norm(self, value: str | Sequence[str]) -> str | list[str]:
+        if isinstance(value, str):
+            return value.lower() if self.lowercase else value
+        return [t.lower() for t in value] if self.lowercase else list(value)
+
+    def fit(self, values: Iterable[str | Sequence[str]]) -> TextCodec:
+        normed = [self._norm(v) for v in values]
+        texts = [v for v in normed if isinstance(v, str)]
+        if texts and self.kind in ("bpe", "unigram"):
+            self.tokenizer.fit(texts)
+        self.vocab = Vocab.build(
+            (self._split(v) for v in normed), min_freq=self.min_freq, max_size=self.max_vocab
+        )
+        return self
+
+    def _split(self, value: str | list[str]) -> list[str]:
+        return self.tokenizer.tokenize(value) if isinstance(value, str) else value
+
+    def tokens(self, value: str | Sequence[str]) -> list[str]:
+        """Token strings of a text (tokenized) or a token list (normalised only)."""
+        return self._split(self._norm(value))
+
+    def encode(self, value: str | Sequence[str]) -> list[int]:
+        return self.fitted_vocab.encode(self.tokens(value))
+
+    def decode(self, ids: Iterable[int], skip_special: bool = True) -> list[str]:
+        vocab = self.fitted_vocab
+        return [vocab.itos[i] for i in ids if not (skip_special and i < 5 and vocab.has_specials)]
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        return self.tokenizer.detokenize(tokens)
+
+    @property
+    def fitted_vocab(self) -> Vocab:
+        if self.vocab is None:
+            raise SeqlabError("the text codec is not fitted: call fit() on training data first")
+        return self.vocab
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "tokenizer": self.kind,
+            "lowercase": self.lowercase,
+            "min_freq": self.min_freq,
+            "max_vocab": self.max_vocab,
+            "vocab_size": self.vocab_size,
+            "tokenizer_state": self.tokenizer.to_json(),
+            "vocab": None if self.vocab is None else self.vocab.to_json(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> TextCodec:
+        codec = cls(
+            tokenizer=state["tokenizer"],
+            lowercase=state["lowercase"],
+            min_freq=state["min_freq"],
+            max_vocab=state["max_vocab"],
+            vocab_size=state["vocab_size"],
+        )
+        codec.tokenizer = tokenizer_from_json(state["tokenizer_state"])
+        codec.vocab = None if state["vocab"] is None else Vocab.from_json(state["vocab"])
+        return codec

@@ -1,0 +1,557 @@
+"""A model-agnostic training loop: AdamW, warmup schedules, exact loss normalisation, resumable.
+
+The trainer knows nothing about models or tasks. It needs a module, a loss function
+``loss_fn(module, batch) -> (loss_sum, n_units)`` that returns the SUM of per-unit losses
+(tokens, examples, frames...) and how many units the batch holds, and a batch source that
+yields global batches of item indices and collates them.
+
+Exact normalisation: for one optimizer step made of ``grad_accum`` micro-batches, on every
+rank, the gradient is that of ``sum(loss_sum) / sum(n_units)`` over all micro-batches and ranks.
+Each micro-batch is back-propagated as a sum; once the step's units are summed over ranks
+(one ``all_reduce``), gradients are scaled by ``world_size / global_units`` (DDP has already
+averaged them over ranks). So gradient accumulation equals one large batch, and DDP over N
+ranks equals one process with the same global batch, up to float rounding.
+
+Resumption is exact: a checkpoint taken at an optimizer-step boundary (every epoch end, every
+``checkpoint_every`` steps, on Ctrl-C) holds the model, optimizer, scheduler, RNG state, the
+position inside the epoch and the metrics-log offset, so a resumed run reproduces the losses
+of an uninterrupted one bit for bit (CPU, one process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from seqlab.config import to_dict
+from seqlab.errors import ConfigError, TrainingError
+from seqlab.train import distributed
+from seqlab.train.checkpoint import (
+    MetricsLog,
+    TrainState,
+    load_checkpoint,
+    load_weights,
+    restore_training_state,
+    rng_state,
+    save_checkpoint,
+    save_weights,
+)
+from seqlab.train.schedules import (
+    SCHEDULES,
+    ScheduleKind,
+    build_optimizer,
+    clip_gradients,
+    make_scheduler,
+    scale_gradients,
+    total_steps,
+)
+
+__all__ = [
+    "Batch",
+    "LossFn",
+    "BatchSourceLike",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+]
+
+Batch = dict[str, Tensor]
+"""A collated batch: named tensors, e.g. ``{"x": (B, T) int64, "mask": (B, T) bool}``."""
+
+LossFn = Callable[[nn.Module, Batch], tuple[Tensor, Tensor]]
+"""``loss_fn(module, batch) -> (loss_sum, n_units)``: the 0-d SUM of per-unit losses over the batch
+and the number of units it holds. Under DDP the module is the DDP wrapper: call it (its
+``forward``) rather than reaching into submodules, so gradients are synchronised."""
+
+
+class BatchSourceLike(Protocol):
+    """What the trainer needs from a data source (e.g. ``seqlab.data.batching.BatchSource``)."""
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        """Global batches of item indices for ``epoch``, deterministic in (seed, epoch)."""
+        ...
+
+    def collate(self, indices: Sequence[int], epoch: int, step: int) -> Batch:
+        """Tensors for the items ``indices``; ``step`` is the global batch's index in the epoch."""
+        ...
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of :class:`Trainer` (validated on construction; ConfigError if invalid).
+
+    ``max_steps`` counts optimizer steps; ``max_time`` is the wall-clock budget of one ``fit``
+    call in seconds. ``patience`` epochs without improvement of the main metric stop training.
+    ``checkpoint_every`` adds a checkpoint every N optimizer steps to the one at each epoch end.
+    ``batch_size`` is not used by the trainer; callers build their sampler from it.
+    """
+
+    epochs: int = 10
+    max_steps: int | None = None
+    max_time: float | None = None
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 0
+    schedule: ScheduleKind = "cosine"
+    min_lr_ratio: float = 0.1
+    clip_norm: float | None = 1.0
+    grad_accum: int = 1
+    patience: int | None = 3
+    seed: int = 0
+    checkpoint_every: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "betas", tuple(self.betas))
+        betas_ok = len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas)
+        checks = [
+            ("epochs", self.epochs >= 1, ">= 1"),
+            ("max_steps", _none_or(self.max_steps, 1), "None or >= 1"),
+            ("max_time", _none_or(self.max_time, 0, strict=True), "None or > 0"),
+            ("batch_size", self.batch_size >= 1, ">= 1"),
+            ("lr", self.lr > 0 and math.isfinite(self.lr), "a finite number > 0"),
+            ("weight_decay", self.weight_decay >= 0, ">= 0"),
+            ("betas", betas_ok, "two numbers in [0, 1)"),
+            ("warmup_steps", self.warmup_steps >= 0, ">= 0"),
+            ("schedule", self.schedule in SCHEDULES, f"one of {list(SCHEDULES)}"),
+            ("min_lr_ratio", 0 <= self.min_lr_ratio <= 1, "in [0, 1]"),
+            ("clip_norm", _none_or(self.clip_norm, 0, strict=True), "None or > 0"),
+            ("grad_accum", self.grad_accum >= 1, ">= 1"),
+            ("patience", _none_or(self.patience, 1), "None or >= 1"),
+            ("checkpoint_every", _none_or(self.checkpoint_every, 1), "None or >= 1"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                value = getattr(self, name)
+                raise ConfigError(f"TrainConfig.{name}: expected {expected}, found {value!r}")
+
+
+def _none_or(value: float | None, low: float, strict: bool = False) -> bool:
+    """True when ``value`` is None or at least ``low`` (above ``low`` when ``strict``)."""
+    return value is None or (value > low if strict else value >= low)
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` returns.
+
+    ``history`` has one record per evaluation (epoch end, or the partial epoch where a step or
+    time budget stopped training): ``epoch``, ``step``, ``train_loss``, the evaluated metrics,
+    ``partial`` and ``best``. Per-step records are in ``run_dir/metrics.jsonl``.
+    ``train_time`` and ``units_per_second`` add up all sessions of a resumed run.
+    """
+
+    history: list[dict[str, Any]]
+    best_metric: float | None
+    best_epoch: int | None
+    steps: int
+    epochs_run: int
+    train_time: float
+    stopped_early: bool
+    units_per_second: float
+
+
+@contextlib.contextmanager
+def _defer_sigint() -> Iterator[None]:
+    """Hold Ctrl-C until the block ends, so state updates are never left half done."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
+def _load_best(run_dir: Path, loop: TrainState) -> dict[str, Tensor] | None:
+    """The best weights of the checkpointed run, if ``run_dir/best/`` is the one it recorded."""
+    if loop.best_epoch is None:
+        return None
+    found = load_weights(run_dir / "best")
+    if found is None or [found[1].get(k) for k in ("epoch", "step")] != [
+        loop.best_epoch,
+        loop.best_step,
+    ]:
+        return None
+    return found[0]
+
+
+def _as_scalar(value: Tensor | float | int, what: str) -> Tensor:
+    """Check a loss-function output is a scalar; return it as a 0-d float64 tensor."""
+    t = torch.as_tensor(value)
+    if t.numel() != 1:
+        raise TrainingError(f"loss_fn must return scalars; its {what} has shape {tuple(t.shape)}")
+    return t.detach().reshape(()).to(torch.float64)
+
+
+class Trainer:
+    """Train any ``nn.Module`` with a ``(loss_sum, n_units)`` loss function; see the module doc.
+
+    Args:
+        module: the model; moved to ``device``. Under torchrun it is wrapped in DDP by ``fit``
+            (pass a DDP module yourself to choose DDP's options).
+        loss_fn: ``loss_fn(module, batch) -> (loss_sum, n_units)``.
+        config: the :class:`TrainConfig`.
+        run_dir: where ``metrics.jsonl``, ``checkpoint/`` and ``best/`` go (rank 0 only);
+            None keeps everything in memory.
+        evaluate: called with no arguments at every epoch end on every rank (rank 0's answer
+            counts); returns metrics such as ``{"loss": 1.2, "accuracy": 0.8}``. Without it,
+            the epoch's mean training loss is the metric.
+        main_metric / greater_is_better: the metric for early stopping and best weights.
+        device: where the module and batches live.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        loss_fn: LossFn,
+        config: TrainConfig,
+        *,
+        run_dir: str | Path | None = None,
+        evaluate: Callable[[], dict[str, float]] | None = None,
+        main_metric: str = "loss",
+        greater_is_better: bool = False,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if not isinstance(config, TrainConfig):
+            raise ConfigError(f"config must be a TrainConfig, found {type(config).__name__}")
+        if evaluate is None and (main_metric != "loss" or greater_is_better):
+            raise ConfigError(
+                "without an evaluate function the main metric is the training loss "
+                f"(lower is better); found main_metric={main_metric!r}, "
+                f"greater_is_better={greater_is_better}"
+            )
+        self.module = module
+        self.loss_fn = loss_fn
+        self.config = config
+        self.run_dir = None if run_dir is None else Path(run_dir)
+        self.evaluate = evaluate
+        self.main_metric = main_metric
+        self.greater_is_better = greater_is_better
+        self.device = torch.device(device)
+
+    def fit(self, source: BatchSourceLike, *, resume: bool = True) -> TrainResult:
+        """Train on ``source``; resume from ``run_dir/checkpoint`` when ``resume`` and it exists.
+
+        Returns a :class:`TrainResult`; the module ends holding the best weights seen.
+        Raises TrainingError on a non-finite loss or gradient norm (the last good checkpoint
+        stays on disk). On KeyboardInterrupt a checkpoint of the last step boundary is written
+        before the interrupt propagates.
+        """
+        run = _Run(self, source, resume)
+        try:
+            run.train()
+        except KeyboardInterrupt:
+            run.save_checkpoint()
+            raise
+        finally:
+            run.close()
+        run.restore_best()
+        return run.result()
+
+
+class _Run:
+    """The state of one ``fit`` call: wrapped model, optimizer, scheduler, loop state and logs."""
+
+    def __init__(self, trainer: Trainer, source: BatchSourceLike, resume: bool) -> None:
+        cfg = trainer.config
+        self.t, self.cfg, self.source = trainer, cfg, source
+        self.info = distributed.current()
+        torch.manual_seed(cfg.seed)
+        self.plain = distributed.unwrap(trainer.module).to(trainer.device)
+        self.model = distributed.wrap(trainer.module)
+        self.optimizer = build_optimizer(self.plain, cfg.lr, cfg.weight_decay, cfg.betas)
+        n_batches = len(source.batches(0))
+        self.total = total_steps(cfg.epochs, n_batches, cfg.grad_accum, cfg.max_steps)
+        self.scheduler = make_scheduler(
+            self.optimizer, self.total, cfg.warmup_steps, cfg.schedule, cfg.min_lr_ratio
+        )
+        self.loop = TrainState()
+        self.best_state: dict[str, Tensor] | None = None
+        self.time_up = False
+        if resume and trainer.run_dir is not None:
+            self._restore(trainer.run_dir)
+        distributed.barrier()  # every rank has read the checkpoint before rank 0 may replace it
+        self.boundary_rng = rng_state()
+        self.start = time.perf_counter()
+        self.prior_time = self.loop.train_time
+        writes = self._writes()
+        self.log = MetricsLog(writes / "metrics.jsonl" if writes else None, self.loop.log_offset)
+        self.bar = tqdm(
+            total=self.total,
+            initial=self.loop.global_step,
+            unit="step",
+            dynamic_ncols=True,
+            disable=not (cfg.progress and self.info.is_main),
+        )
+
+    def _restore(self, run_dir: Path) -> None:
+        """Load ``run_dir/checkpoint`` (when there is one) into the model, optimizer and loop."""
+        ckpt = load_checkpoint(run_dir / "checkpoint")
+        if ckpt is None:
+            return
+        restore_training_state(ckpt, self.plain, self.optimizer, self.scheduler)
+        self.loop = ckpt.state
+        self.best_state = _load_best(run_dir, self.loop)
+
+    # ----------------------------------------------------------------------------- the loop
+
+    def _finished(self) -> bool:
+        """True once early stopping, the epoch count, max_steps or max_time ends training."""
+        cfg, loop = self.cfg, self.loop
+        return (
+            loop.stopped_early
+            or loop.epoch >= cfg.epochs
+            or (cfg.max_steps is not None and loop.global_step >= cfg.max_steps)
+            or self.time_up
+        )
+
+    def train(self) -> None:
+        """Run epochs until :meth:`_finished`."""
+        while not self._finished():
+            self._train_epoch()
+
+    def _train_epoch(self) -> None:
+        """Finish the current epoch from its saved position, then evaluate it.
+
+        A budget stop in mid-epoch evaluates the partial epoch (if it trained any step).
+        """
+        loop, epoch = self.loop, self.loop.epoch
+        batches = self.source.batches(epoch)
+        self.bar.set_description(f"epoch {epoch}")
+        while loop.batch_in_epoch < len(batches) and not self._finished():
+            end = min(loop.batch_in_epoch + self.cfg.grad_accum, len(batches))
+            self._train_step(batches, range(loop.batch_in_epoch, end), epoch)
+        complete = loop.batch_in_epoch >= len(batches)
+        if complete or loop.steps_since_eval > 0:
+            self._end_epoch(complete)
+
+    def _train_step(self, batches: list[list[int]], group: range, epoch: int) -> None:
+        """One optimizer step over the micro-batches ``group`` of ``batches``."""
+        t0 = time.perf_counter()
+        loss_sum, units, time_flag = self._accumulate(batches, group, epoch)
+        loss = loss_sum / units
+        where = f"at step {self.loop.global_step + 1} (epoch {epoch})"
+        if not math.isfinite(loss):
+            self._fail(f"non-finite loss {loss} {where}")
+        grad_norm = clip_gradients(self.plain.parameters(), self.cfg.clip_norm)
+        if not math.isfinite(grad_norm):
+            self._fail(f"non-finite gradient norm {grad_norm} {where}")
+        with _defer_sigint():
+            lr = float(self.optimizer.param_groups[0]["lr"])
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self._advance(len(group), loss_sum, units, time_flag)
+            ups = units / max(time.perf_counter() - t0, 1e-9)
+            record = {
+                "type": "step",
+                "epoch": epoch,
+                "step": self.loop.global_step,
+                "loss": loss,
+                "lr": lr,
+                "grad_norm": grad_norm,
+                "units": units,
+                "units_per_s": ups,
+            }
+            self.log.write(record)
+            self.bar.set_postfix(
+                loss=f"{loss:.4g}", lr=f"{lr:.2e}", units_s=f"{ups:.0f}", refresh=False
+            )
+            self.bar.update(1)
+            self.boundary_rng = rng_state()
+            every = self.cfg.checkpoint_every
+            if every is not None and self.loop.global_step % every == 0:
+                self.save_checkpoint()
+
+    def _advance(self, n_batches: int, loss_sum: float, units: float, time_flag: bool) -> None:
+        """Move the loop state past one committed optimizer step."""
+        loop = self.loop
+        loop.batch_in_epoch += n_batches
+        loop.step_in_epoch += 1
+        loop.global_step += 1
+        loop.steps_since_eval += 1
+        loop.epoch_loss_sum += loss_sum
+        loop.epoch_units += units
+        loop.total_units += units
+        self.time_up = self.time_up or time_flag
+
+    def _accumulate(
+        self, batches: list[list[int]], group: range, epoch: int
+    ) -> tuple[float, float, bool]:
+        """Forward and backward every micro-batch of ``group``; return the global loss sum, units
+        and whether any rank has spent ``max_time``. Gradients end scaled to the global mean."""
+        self.model.train()
+        acc = torch.zeros(3, dtype=torch.float64, device=self.t.device)
+        for j, b in enumerate(group):
+            shard, weight = distributed.shard(
+                batches[b], self.info, where=f"batch {b} of epoch {epoch}"
+            )
+            batch = self._to_device(self.source.collate(shard, epoch, b))
+            with distributed.sync_gradients(self.model, j == len(group) - 1):
+                loss_sum, units = self.t.loss_fn(self.model, batch)
+                if not (isinstance(loss_sum, Tensor) and loss_sum.requires_grad):
+                    raise TrainingError("loss_fn's loss_sum must be a tensor that requires grad")
+                (loss_sum if weight else loss_sum * 0.0).backward()
+            acc[0] += _as_scalar(loss_sum, "loss_sum").to(acc.device) * weight
+            acc[1] += _as_scalar(units, "n_units").to(acc.device) * weight
+        elapsed = time.perf_counter() - self.start
+        acc[2] = float(self.cfg.max_time is not None and elapsed >= self.cfg.max_time)
+        loss_sum_g, units_g, flag = distributed.all_reduce_sum(acc).tolist()
+        if not units_g > 0:
+            raise TrainingError(f"step {self.loop.global_step + 1} (epoch {epoch}) has no units")
+        scale_gradients(self.plain.parameters(), self.info.world_size / units_g)
+        return loss_sum_g, units_g, flag > 0
+
+    def _to_device(self, batch: Batch) -> Batch:
+        """Move every tensor of ``batch`` to the trainer's device."""
+        return {k: v.to(self.t.device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+
+    def _fail(self, message: str) -> None:
+        """Drop the bad gradients and raise TrainingError; the last checkpoint stays as it is."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.t.run_dir is not None:
+            message += f"; the last good checkpoint is kept in {self.t.run_dir / 'checkpoint'}"
+        raise TrainingError(message)
+
+    # ----------------------------------------------------------------------------- epoch ends
+
+    def _evaluate(self) -> tuple[dict[str, float], float]:
+        """Rank 0's evaluation metrics (all ranks evaluate) and the value of the main metric."""
+        loop = self.loop
+        train_loss = loop.epoch_loss_sum / loop.epoch_units if loop.epoch_units else math.nan
+        if self.t.evaluate is None:
+            return {}, train_loss
+        metrics = {k: float(v) for k, v in self.t.evaluate().items()}
+        metrics = distributed.broadcast_object(metrics)
+        if self.t.main_metric not in metrics:
+            raise TrainingError(
+                f"evaluate() returned {sorted(metrics)}, without the main metric {self.t.main_metric!r}"
+            )
+        return metrics, metrics[self.t.main_metric]
+
+    def _end_epoch(self, complete: bool) -> None:
+        """Evaluate, track the best weights and patience, log, and checkpoint."""
+        metrics, value = self._evaluate()
+        loop = self.loop
+        with _defer_sigint():
+            improved = self._update_best(value)
+            train_loss = loop.epoch_loss_sum / loop.epoch_units if loop.epoch_units else math.nan
+            record = {
+                "type": "eval",
+                "epoch": loop.epoch,
+                "step": loop.global_step,
+                "train_loss": train_loss,
+                **metrics,
+                "partial": not complete,
+                "best": improved,
+            }
+            loop.history.append(record)
+            self.log.write(record)
+            loop.steps_since_eval = 0
+            if complete:
+                loop.epoch += 1
+                loop.batch_in_epoch = loop.step_in_epoch = 0
+                loop.epoch_loss_sum = loop.epoch_units = 0.0
+            self.boundary_rng = rng_state()
+            self.save_checkpoint()
+
+    def _update_best(self, value: float) -> bool:
+        """Keep the weights if ``value`` beats the best so far; count patience otherwise."""
+        loop, best = self.loop, self.loop.best_metric
+        improved = math.isfinite(value) and (
+            best is None or (value > best if self.t.greater_is_better else value < best)
+        )
+        if improved:
+            loop.best_metric, loop.best_epoch, loop.best_step = value, loop.epoch, loop.global_step
+            loop.bad_epochs = 0
+            self.best_state = {
+                k: v.detach().to("cpu", copy=True) for k, v in self.plain.state_dict().items()
+            }
+            run_dir = self._writes()
+            if run_dir is not None:
+                meta = {
+                    "epoch": loop.best_epoch,
+                    "step": loop.best_step,
+                    "metric": value,
+                    "main_metric": self.t.main_metric,
+                }
+                save_weights(run_dir / "best", self.best_state, meta)
+        else:
+            loop.bad_epochs += 1
+            patience = self.cfg.patience
+            loop.stopped_early = patience is not None and loop.bad_epochs >= patience
+        return improved
+
+    # ----------------------------------------------------------------------------- persistence
+
+    def _writes(self) -> Path | None:
+        """``run_dir`` when this rank writes files, else None."""
+        return self.t.run_dir if self.info.is_main else None
+
+    def save_checkpoint(self) -> None:
+        """Write ``run_dir/checkpoint/`` for the last step boundary (rank 0; never a bad state)."""
+        run_dir = self._writes()
+        if run_dir is None:
+            return
+        for name, p in self.plain.named_parameters():
+            if not bool(torch.isfinite(p).all()):
+                raise TrainingError(f"parameter {name} is not finite; checkpoint not written")
+        self.loop.train_time = self._train_time()
+        self.loop.log_offset = self.log.offset
+        path = run_dir / "checkpoint"
+        save_checkpoint(
+            path,
+            self.plain,
+            self.optimizer,
+            self.scheduler,
+            self.loop,
+            rng=self.boundary_rng,
+            config=to_dict(self.cfg),
+        )
+
+    def _train_time(self) -> float:
+        """Seconds of training over all sessions of this run."""
+        return self.prior_time + time.perf_counter() - self.start
+
+    def restore_best(self) -> None:
+        """Load the best weights seen into the module (when there are any)."""
+        if self.best_state is not None:
+            self.plain.load_state_dict(self.best_state)
+
+    def close(self) -> None:
+        """Close the progress bar and the metrics log."""
+        self.bar.close()
+        self.log.close()
+
+    def result(self) -> TrainResult:
+        """The :class:`TrainResult` of the run so far."""
+        loop = self.loop
+        seconds = self._train_time()
+        return TrainResult(
+            history=list(loop.history),
+            best_metric=loop.best_metric,
+            best_epoch=loop.best_epoch,
+            steps=loop.global_step,
+            epochs_run=loop.epoch + (1 if loop.batch_in_epoch > 0 else 0),
+            train_time=seconds,
+            stopped_early=loop.stopped_early,
+            units_per_second=loop.total_units / seconds if seconds > 0 else 0.0,
+        )

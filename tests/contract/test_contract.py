@@ -1,0 +1,50 @@
+"""Every registry entry x every task it serves: build, fit (loss falls), save, load, same predictions."""
+
+import random
+from pathlib import Path
+
+import pytest
+
+import seqlab
+from seqlab.models.registry import FAMILIES
+
+TINY = {"embedding_dim": 16, "hidden_size": 16, "dropout": 0.0}
+TRAIN = {"epochs": 6, "batch_size": 8, "lr": 1e-2, "patience": None, "progress": False, "clip_norm": 1.0}
+
+
+def _data(task: str) -> tuple[list, list]:
+    rng = random.Random(0)
+    words = ["red", "blue", "green", "cat", "dog", "sun", "moon"]
+    if task == "classification":
+        data = []
+        for _ in range(48):
+            toks = [rng.choice(words) for _ in range(rng.randint(2, 6))]
+            data.append({"tokens": toks, "label": "cat" if "cat" in toks else "other"})
+        return data, ["red cat sun".split(), "blue moon".split()]
+    if task == "labeling":
+        data = []
+        for _ in range(48):
+            toks = [rng.choice(words) for _ in range(rng.randint(2, 6))]
+            data.append({"tokens": toks, "tags": ["B-A" if t in ("cat", "dog") else "O" for t in toks]})
+        return data, [["red", "cat"], ["dog", "sun", "moon"]]
+    text = " ".join(rng.choice(words) for _ in range(300))
+    return [{"text": text[i : i + 200]} for i in range(0, len(text), 200)], ["red ", "the cat"]
+
+
+CASES = [(name, task) for name, fam in FAMILIES.items() for task in fam.tasks]
+
+
+@pytest.mark.parametrize("family,task", CASES)
+def test_contract(family: str, task: str, tmp_path: Path) -> None:
+    train, inputs = _data(task)
+    opts = {"tokenizer": "word", "block_size": 16} if task in ("lm", "mlm") else {}
+    model = seqlab.build(family, task=task, task_options=opts, train=TRAIN, **TINY)
+    assert model.fit(train, run_dir=tmp_path / "run") is model
+    losses = [h["loss"] for h in model.result_.history if "loss" in h and "step" in h]
+    assert losses[-1] < losses[0], f"{family}/{task}: loss did not fall ({losses[0]:.3f} -> {losses[-1]:.3f})"
+    before = model.predict(inputs)
+    metrics = model.evaluate(train)
+    model.save(tmp_path / "saved")
+    again = seqlab.load(tmp_path / "saved")
+    assert again.predict(inputs) == before
+    assert again.evaluate(train) == pytest.approx(metrics)

@@ -1,0 +1,95 @@
+"""Recurrent family: padding never changes a real token's output; causality; heads."""
+
+import pytest
+import torch
+
+from seqlab.models.heads import masked_max, masked_mean
+from seqlab.models.neural import NeuralModule
+from seqlab.models.rnn import RNNConfig, RNNEncoder
+from seqlab.tasks import make_task
+
+DOCS = [{"text": "the cat sat on the mat"}, {"text": "a dog ran"}]
+CLS = [{"text": "the cat sat", "label": "a"}, {"text": "a dog ran far away", "label": "b"}]
+TAGS = [{"tokens": ["the", "cat", "sat"], "tags": ["O", "B-X", "O"]}, {"tokens": ["a", "dog"], "tags": ["O", "B-Y"]}]
+
+
+def _pad(batch: dict, extra: int, side: str) -> dict:
+    """The same batch with `extra` more padding columns on the given side."""
+    out = dict(batch)
+    b = batch["input_ids"].shape[0]
+    for key, fill in (("input_ids", 0), ("mask", False), ("labels", -100)):
+        if key not in batch or batch[key].dim() != 2:
+            continue
+        pad = torch.full((b, extra), fill, dtype=batch[key].dtype)
+        out[key] = torch.cat([batch[key], pad] if side == "right" else [pad, batch[key]], dim=1)
+    return out
+
+
+def _real(out: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+    return [out[i][mask[i]] for i in range(out.shape[0])] if out.dim() == 3 else list(out)
+
+
+CASES = [(cell, bi, layers) for cell in ("lstm", "gru", "elman") for bi in (False, True) for layers in (1, 2)]
+
+
+@pytest.mark.parametrize("cell,bi,layers", CASES)
+@pytest.mark.parametrize("task_name,data", [("classification", CLS), ("labeling", TAGS), ("mlm", DOCS)])
+def test_padding_never_changes_real_outputs(cell: str, bi: bool, layers: int, task_name: str, data: list) -> None:
+    task = make_task(task_name).fit(data)
+    for pooling in (("last", "mean", "max", "attention") if task_name == "classification" else ("last",)):
+        cfg = RNNConfig(cell=cell, bidirectional=bi, num_layers=layers, embedding_dim=8, hidden_size=6, pooling=pooling)
+        torch.manual_seed(0)
+        module = NeuralModule(task, cfg, RNNEncoder).eval()
+        batch = task.collate(task.encode(data).items, torch.Generator().manual_seed(0))
+        base = module(batch)
+        for side in ("right", "left"):
+            padded = _pad(batch, 3, side)
+            got = module(padded)
+            for a, b in zip(_real(base, batch["mask"]), _real(got, padded["mask"])):
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "elman"])
+def test_causal_lm_does_not_see_the_future(cell: str) -> None:
+    task = make_task("lm", {"tokenizer": "char"}).fit(DOCS)
+    torch.manual_seed(0)
+    module = NeuralModule(task, RNNConfig(cell=cell, embedding_dim=8, hidden_size=8), RNNEncoder).eval()
+    ids = torch.randint(5, task.input_size, (1, 10))
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    out = module({"input_ids": ids, "mask": mask})
+    ids2 = ids.clone()
+    ids2[0, 6:] = 5
+    out2 = module({"input_ids": ids2, "mask": mask})
+    torch.testing.assert_close(out[:, :6], out2[:, :6])
+    assert not torch.allclose(out[:, 6:], out2[:, 6:])
+
+
+def test_lm_head_is_tied_and_step_matches_forward() -> None:
+    task = make_task("lm", {"tokenizer": "char"}).fit(DOCS)
+    module = NeuralModule(task, RNNConfig(embedding_dim=8, hidden_size=12), RNNEncoder).eval()
+    assert module.head.out.weight is module.embed.weight
+    ids = torch.randint(5, task.input_size, (2, 7))
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    full = module.encoder(module.embed(ids), mask)
+    state = None
+    steps = []
+    for t in range(7):
+        h, state = module.encoder.step(module.embed(ids[:, t : t + 1]), state)
+        steps.append(h)
+    torch.testing.assert_close(torch.cat(steps, 1), full, rtol=1e-5, atol=1e-6)
+
+
+def test_bidirectional_last_uses_both_ends() -> None:
+    enc = RNNEncoder(RNNConfig(bidirectional=True, hidden_size=4), 3)
+    h = torch.arange(2 * 5 * 8, dtype=torch.float).view(2, 5, 8)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    got = enc.last(h, mask)
+    torch.testing.assert_close(got[0], torch.cat([h[0, 2, :4], h[0, 0, 4:]]))
+    torch.testing.assert_close(got[1], torch.cat([h[1, 4, :4], h[1, 0, 4:]]))
+
+
+def test_masked_pooling() -> None:
+    h = torch.tensor([[[1.0], [3.0], [100.0]]])
+    mask = torch.tensor([[True, True, False]])
+    assert masked_mean(h, mask).item() == 2.0
+    assert masked_max(h, mask).item() == 3.0
