@@ -4,7 +4,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seqlab.metrics import accuracy, bits_per_unit, macro_f1, perplexity, span_scores, token_accuracy
+from seqlab.metrics import (
+    accuracy,
+    bits_per_unit,
+    macro_f1,
+    perplexity,
+    span_scores,
+    token_accuracy,
+)
 
 sklearn_metrics = pytest.importorskip("sklearn.metrics")
 

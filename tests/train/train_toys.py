@@ -6,10 +6,15 @@ one real target each; a unit is one real position, so items carry unequal number
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from seqlab.train import TrainConfig
 
 Batch = dict[str, Tensor]
 
@@ -74,3 +79,26 @@ def make_net(seed: int = 0, dropout: float = 0.0) -> ToyNet:
     """A ToyNet initialised from ``seed``."""
     torch.manual_seed(seed)
     return ToyNet(dropout=dropout)
+
+
+def read_log(run_dir: str | Path, kind: str = "step") -> list[dict[str, Any]]:
+    """The records of type ``kind`` in ``run_dir/metrics.jsonl``."""
+    lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["type"] == kind]
+
+
+def step_losses(run_dir: str | Path) -> list[float]:
+    """The per-step training losses logged in ``run_dir/metrics.jsonl``."""
+    return [r["loss"] for r in read_log(run_dir)]
+
+
+# The torchrun test: 11 items in global batches of 5, 1 and 5, two micro-batches per step, so
+# rank 1 of 2 gets nothing from the second batch and 2 of 5 items (and unequal units) from the
+# others; evaluate() answers differ by rank on purpose (rank 0's must rule).
+DDP_BATCHES = [[0, 1, 2, 3, 4], [5], [6, 7, 8, 9, 10]]
+DDP_EVAL = {0: [3.0, 2.0, 1.0], 1: [1.0, 2.0, 3.0]}
+
+
+def ddp_config() -> TrainConfig:
+    """The training configuration shared by the torchrun worker and its single-process twin."""
+    return TrainConfig(epochs=3, lr=0.05, grad_accum=2, warmup_steps=1, patience=1, progress=False)

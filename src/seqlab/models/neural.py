@@ -21,7 +21,7 @@ import seqlab
 from seqlab.config import from_dict, to_dict
 from seqlab.data.batching import BatchSource, BucketBatchSampler, move_to
 from seqlab.errors import ConfigError, SeqlabError
-from seqlab.io import read_json, read_tensors, write_json, write_tensors
+from seqlab.io import read_tensors, write_json, write_tensors
 from seqlab.models.heads import LMHead, SequenceHead, TokenHead
 from seqlab.models.layers import TokenEmbedding
 from seqlab.tasks import Encoded, EvalAccumulator, Example, Task, task_from_state
@@ -40,7 +40,7 @@ class NeuralModule(nn.Module):
         c = config
         self.embed = TokenEmbedding(task.input_size, c.embedding_dim, c.dropout, c.word_dropout)
         self.encoder = make_encoder(c, c.embedding_dim)
-        dim = int(self.encoder.output_dim)
+        dim: int = getattr(self.encoder, "output_dim")  # noqa: B009 (an nn.Module attribute)
         if task.causal and not getattr(self.encoder, "causal", False):
             raise ConfigError(f"task {task.name!r} needs a causal encoder; set bidirectional=false")
         self.head: nn.Module

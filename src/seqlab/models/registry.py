@@ -37,7 +37,8 @@ class Family:
     heads: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # task -> valid head names
 
     def config_class(self) -> type:
-        return getattr(importlib.import_module(self.module), self.config)  # type: ignore[no-any-return]
+        cls: type = getattr(importlib.import_module(self.module), self.config)
+        return cls
 
     def encoder_factory(self) -> Any:
         return getattr(importlib.import_module(self.module), self.encoder)
@@ -102,7 +103,7 @@ def build(
         raise ConfigError(f"head {head!r} is not available for {fam.name} on {the_task.name}; valid: {valid_heads or ('(default)',)}")
     cfg_cls = fam.config_class()
     check_keys(config, [f.name for f in fields(cfg_cls)], f"model {fam.name}")
-    cfg = from_dict(cfg_cls, {**fam.defaults, **config}, where=f"model {fam.name}")
+    cfg: Any = from_dict(cfg_cls, {**fam.defaults, **config}, where=f"model {fam.name}")
     if isinstance(train, Mapping) or train is None:
         train_cfg = from_dict(TrainConfig, dict(train or {}), where="train")
     else:

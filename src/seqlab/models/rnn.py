@@ -67,11 +67,11 @@ class RNNEncoder(nn.Module):
         }
         self.rnn: nn.RNNBase
         if c.cell == "lstm":
-            self.rnn = nn.LSTM(**kw)  # type: ignore[arg-type]
+            self.rnn = nn.LSTM(**kw)
         elif c.cell == "gru":
-            self.rnn = nn.GRU(**kw)  # type: ignore[arg-type]
+            self.rnn = nn.GRU(**kw)
         else:
-            self.rnn = nn.RNN(nonlinearity=c.nonlinearity, **kw)  # type: ignore[arg-type]
+            self.rnn = nn.RNN(nonlinearity=c.nonlinearity, **kw)
         self.bidirectional = c.bidirectional
         self.causal = not c.bidirectional
         self.hidden_size = c.hidden_size

@@ -38,7 +38,7 @@ def make_task(name: str, options: Mapping[str, Any] | None = None) -> Task:
     if name not in TASKS:
         raise ConfigError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
     cls, cfg_cls = TASKS[name]
-    cfg = from_dict(cfg_cls, dict(options or {}), where=f"task {name}")
+    cfg: Any = from_dict(cfg_cls, dict(options or {}), where=f"task {name}")
     return cls(cfg)  # type: ignore[call-arg]
 
 

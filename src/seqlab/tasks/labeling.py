@@ -82,7 +82,7 @@ class LabelingTask(Task):
         c = self.config
         self.codec = TextCodec("word", c.lowercase, c.min_freq, c.max_vocab)
         self.tags: Vocab | None = None
-        self.scheme = c.scheme
+        self.scheme: str = c.scheme
         self._set_main_metric()
 
     def _set_main_metric(self) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -69,7 +69,7 @@ class LMTask(Task):
     alignment = "prefix -> next token"
     loss_name = "masked next-token cross-entropy"
     decoding = "greedy / sampling"
-    metric_names = ("perplexity", "bits_per_char", "bits_per_token")
+    metric_names: ClassVar[tuple[str, ...]] = ("perplexity", "bits_per_char", "bits_per_token")
     overlap = 1  # a block of n inputs needs n + 1 ids
 
     def __init__(self, config: LMConfig | None = None) -> None:

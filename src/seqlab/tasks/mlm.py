@@ -22,27 +22,23 @@ from seqlab.data.batching import pad_sequences
 from seqlab.errors import ConfigError
 from seqlab.metrics.lm import perplexity
 from seqlab.tasks.base import Batch, Item
-from seqlab.tasks.lm import LMTask
+from seqlab.tasks.lm import LMConfig, LMTask
 from seqlab.tasks.text import TextCodec
 
 __all__ = ["MLMConfig", "MLMTask", "mask_tokens"]
 
 
 @dataclass(frozen=True)
-class MLMConfig:
+class MLMConfig(LMConfig):
+    """The LM's text options (word tokens by default) plus the masking rate."""
+
     tokenizer: Literal["char", "word", "bpe", "unigram"] = "word"
-    lowercase: bool = False
-    min_freq: int = 1
-    max_vocab: int | None = None
-    vocab_size: int = 8000
-    block_size: int = 128
     mask_prob: float = 0.15
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0.0 < self.mask_prob < 1.0:
             raise ConfigError(f"mask_prob must be in (0, 1), found {self.mask_prob}")
-        if self.block_size < 1:
-            raise ConfigError(f"block_size must be >= 1, found {self.block_size}")
 
 
 def mask_tokens(
@@ -77,11 +73,9 @@ class MLMTask(LMTask):
     metric_names = ("masked_accuracy",)
     overlap = 0
 
-    def __init__(self, config: MLMConfig | None = None) -> None:  # type: ignore[override]
-        self.config = config or MLMConfig()  # type: ignore[assignment]
-        c = self.config
-        self.codec = TextCodec(c.tokenizer, c.lowercase, c.min_freq, c.max_vocab, c.vocab_size)
-        self._char_len = None
+    def __init__(self, config: MLMConfig | None = None) -> None:
+        super().__init__(config or MLMConfig())
+        self.mask_prob = (config or MLMConfig()).mask_prob
 
     def collate(self, items: Sequence[Item], generator: torch.Generator | None = None) -> Batch:
         ids, mask = pad_sequences([it["ids"] for it in items], pad_value=self.pad_id)
@@ -89,7 +83,7 @@ class MLMTask(LMTask):
         if generator is None:
             generator = torch.Generator().manual_seed(int(index.sum()) * 1_000_003 + len(items))
         vocab = self.codec.fitted_vocab
-        inputs, labels = mask_tokens(ids, mask, vocab.mask_id, len(vocab), self.config.mask_prob, generator)  # type: ignore[attr-defined]
+        inputs, labels = mask_tokens(ids, mask, vocab.mask_id, len(vocab), self.mask_prob, generator)
         return {"input_ids": inputs, "mask": mask, "labels": labels, "index": index}
 
     def encode_inputs(self, inputs: Sequence[Any]) -> list[Item]:
@@ -112,9 +106,6 @@ class MLMTask(LMTask):
         out["masked_accuracy"] = sum(p["hits"] for p in predictions) / max(total, 1)
         out["perplexity"] = perplexity(nll_sum, n_units)
         return out
-
-    def state(self) -> dict[str, Any]:
-        return super().state()
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> MLMTask:

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from seqlab.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from seqlab.train.checkpoint import Checkpoint, TrainState, load_checkpoint, save_checkpoint
 from seqlab.train.distributed import DistInfo, init_from_env
 from seqlab.train.schedules import build_optimizer, lr_factor, make_scheduler, total_steps
 from seqlab.train.trainer import (
@@ -27,6 +27,7 @@ __all__ = [
     "LossFn",
     "TrainConfig",
     "TrainResult",
+    "TrainState",
     "Trainer",
     "build_optimizer",
     "init_from_env",

@@ -22,6 +22,8 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +58,7 @@ __all__ = [
     "save_weights",
     "load_weights",
     "MetricsLog",
+    "defer_sigint",
 ]
 
 FORMAT_VERSION = 1
@@ -313,8 +316,12 @@ def load_checkpoint(path: str | Path) -> Checkpoint | None:
     if found is None:
         return None
     meta = read_json(found / _STATE_FILE)
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
-        raise TrainingError(f"{found / _STATE_FILE}: expected checkpoint format {FORMAT_VERSION}")
+    keys = {"format", "optimizer", "scheduler", "state"}
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION or keys - set(meta):
+        raise TrainingError(
+            f"{found / _STATE_FILE}: expected a format-{FORMAT_VERSION} checkpoint with keys "
+            f"{sorted(keys)}, found {sorted(meta) if isinstance(meta, dict) else type(meta).__name__}"
+        )
     opt = {"tensors": load_tensors(found / "optimizer.safetensors"), "meta": meta["optimizer"]}
     return Checkpoint(
         model=load_tensors(found / "model.safetensors"),
@@ -351,12 +358,19 @@ def save_weights(
         write_json(tmp / "meta.json", dict(meta))
 
 
-def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
-    """Read what :func:`save_weights` wrote (or its intact ``.old`` copy); None if absent."""
+def load_weights(
+    path: str | Path, expect: Mapping[str, Any] | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """Read what :func:`save_weights` wrote (or its intact ``.old`` copy) as (tensors, meta).
+
+    None when there is none, or when ``meta`` disagrees with any item of ``expect``.
+    """
     found = find_directory(path, marker="meta.json")
     if found is None:
         return None
     meta = read_json(found / "meta.json")
+    if expect is not None and any(meta.get(k) != v for k, v in expect.items()):
+        return None
     return load_tensors(found / "model.safetensors"), dict(meta)
 
 
@@ -389,3 +403,24 @@ class MetricsLog:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+@contextlib.contextmanager
+def defer_sigint() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block ends, then raise KeyboardInterrupt.
+
+    The trainer updates its model, optimizer and loop state inside this block, so the
+    checkpoint written on an interrupt never sees a half-finished update. Outside the main
+    thread (where signal handlers cannot be set) it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt

@@ -20,12 +20,9 @@ of an uninterrupted one bit for bit (CPU, one process).
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,6 +37,7 @@ from seqlab.train import distributed
 from seqlab.train.checkpoint import (
     MetricsLog,
     TrainState,
+    defer_sigint,
     load_checkpoint,
     load_weights,
     restore_training_state,
@@ -164,41 +162,20 @@ class TrainResult:
     units_per_second: float
 
 
-@contextlib.contextmanager
-def _defer_sigint() -> Iterator[None]:
-    """Hold Ctrl-C until the block ends, so state updates are never left half done."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:
-        raise KeyboardInterrupt
-
-
-def _load_best(run_dir: Path, loop: TrainState) -> dict[str, Tensor] | None:
-    """The best weights of the checkpointed run, if ``run_dir/best/`` is the one it recorded."""
-    if loop.best_epoch is None:
-        return None
-    found = load_weights(run_dir / "best")
-    if found is None or [found[1].get(k) for k in ("epoch", "step")] != [
-        loop.best_epoch,
-        loop.best_step,
-    ]:
-        return None
-    return found[0]
-
-
-def _as_scalar(value: Tensor | float | int, what: str) -> Tensor:
-    """Check a loss-function output is a scalar; return it as a 0-d float64 tensor."""
-    t = torch.as_tensor(value)
-    if t.numel() != 1:
-        raise TrainingError(f"loss_fn must return scalars; its {what} has shape {tuple(t.shape)}")
-    return t.detach().reshape(()).to(torch.float64)
+def _check_outputs(loss_sum: Tensor, units: Tensor | float) -> Tensor:
+    """Check ``loss_fn``'s outputs; return ``[loss_sum, units]`` detached, as float64 (2,)."""
+    if not isinstance(loss_sum, Tensor) or loss_sum.numel() != 1 or not loss_sum.requires_grad:
+        found = tuple(loss_sum.shape) if isinstance(loss_sum, Tensor) else type(loss_sum).__name__
+        raise TrainingError(
+            "loss_fn must return (loss_sum, n_units) with loss_sum a scalar tensor that "
+            f"requires grad (the SUM of per-unit losses); found {found}"
+        )
+    n = torch.as_tensor(units)
+    if n.numel() != 1:
+        raise TrainingError(f"loss_fn's n_units must be a scalar; found shape {tuple(n.shape)}")
+    return torch.stack(
+        [loss_sum.detach().reshape(()).double(), n.reshape(()).double().to(loss_sum.device)]
+    )
 
 
 class Trainer:
@@ -246,6 +223,13 @@ class Trainer:
         self.main_metric = main_metric
         self.greater_is_better = greater_is_better
         self.device = torch.device(device)
+        self._ddp: nn.Module | None = None
+
+    def _wrapped(self) -> nn.Module:
+        """The module in DDP under torchrun; wrapped once, however often ``fit`` is called."""
+        if self._ddp is None or distributed.unwrap(self._ddp) is not self.module:
+            self._ddp = distributed.wrap(self.module)
+        return self._ddp
 
     def fit(self, source: BatchSourceLike, *, resume: bool = True) -> TrainResult:
         """Train on ``source``; resume from ``run_dir/checkpoint`` when ``resume`` and it exists.
@@ -253,7 +237,9 @@ class Trainer:
         Returns a :class:`TrainResult`; the module ends holding the best weights seen.
         Raises TrainingError on a non-finite loss or gradient norm (the last good checkpoint
         stays on disk). On KeyboardInterrupt a checkpoint of the last step boundary is written
-        before the interrupt propagates.
+        before the interrupt propagates. ``resume=False`` starts ``run_dir`` over: its metrics
+        log is emptied and its checkpoint replaced at the next save. A run that already ended
+        (epochs done, max_steps reached or stopped early) returns at once when resumed.
         """
         run = _Run(self, source, resume)
         try:
@@ -276,7 +262,7 @@ class _Run:
         self.info = distributed.current()
         torch.manual_seed(cfg.seed)
         self.plain = distributed.unwrap(trainer.module).to(trainer.device)
-        self.model = distributed.wrap(trainer.module)
+        self.model = trainer._wrapped()
         self.optimizer = build_optimizer(self.plain, cfg.lr, cfg.weight_decay, cfg.betas)
         n_batches = len(source.batches(0))
         self.total = total_steps(cfg.epochs, n_batches, cfg.grad_accum, cfg.max_steps)
@@ -309,7 +295,10 @@ class _Run:
             return
         restore_training_state(ckpt, self.plain, self.optimizer, self.scheduler)
         self.loop = ckpt.state
-        self.best_state = _load_best(run_dir, self.loop)
+        if self.loop.best_epoch is not None:  # best/ is used only if it is the one recorded
+            expect = {"epoch": self.loop.best_epoch, "step": self.loop.best_step}
+            found = load_weights(run_dir / "best", expect=expect)
+            self.best_state = None if found is None else found[0]
 
     # ----------------------------------------------------------------------------- the loop
 
@@ -354,7 +343,7 @@ class _Run:
         grad_norm = clip_gradients(self.plain.parameters(), self.cfg.clip_norm)
         if not math.isfinite(grad_norm):
             self._fail(f"non-finite gradient norm {grad_norm} {where}")
-        with _defer_sigint():
+        with defer_sigint():
             lr = float(self.optimizer.param_groups[0]["lr"])
             self.optimizer.step()
             self.scheduler.step()
@@ -407,11 +396,9 @@ class _Run:
             batch = self._to_device(self.source.collate(shard, epoch, b))
             with distributed.sync_gradients(self.model, j == len(group) - 1):
                 loss_sum, units = self.t.loss_fn(self.model, batch)
-                if not (isinstance(loss_sum, Tensor) and loss_sum.requires_grad):
-                    raise TrainingError("loss_fn's loss_sum must be a tensor that requires grad")
+                sums = _check_outputs(loss_sum, units).to(acc.device)
                 (loss_sum if weight else loss_sum * 0.0).backward()
-            acc[0] += _as_scalar(loss_sum, "loss_sum").to(acc.device) * weight
-            acc[1] += _as_scalar(units, "n_units").to(acc.device) * weight
+            acc[:2] += sums * weight
         elapsed = time.perf_counter() - self.start
         acc[2] = float(self.cfg.max_time is not None and elapsed >= self.cfg.max_time)
         loss_sum_g, units_g, flag = distributed.all_reduce_sum(acc).tolist()
@@ -451,15 +438,15 @@ class _Run:
         """Evaluate, track the best weights and patience, log, and checkpoint."""
         metrics, value = self._evaluate()
         loop = self.loop
-        with _defer_sigint():
+        with defer_sigint():
             improved = self._update_best(value)
             train_loss = loop.epoch_loss_sum / loop.epoch_units if loop.epoch_units else math.nan
             record = {
+                **metrics,  # the trainer's own keys below win over same-named metrics
                 "type": "eval",
                 "epoch": loop.epoch,
                 "step": loop.global_step,
                 "train_loss": train_loss,
-                **metrics,
                 "partial": not complete,
                 "best": improved,
             }
