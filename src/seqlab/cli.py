@@ -54,7 +54,9 @@ def _dataset(args: argparse.Namespace, task: str | None = None) -> Any:
 
 
 def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
+    from seqlab.io import write_json
     from seqlab.models.registry import build
+    from seqlab.train import distributed
 
     cfg = _settings(args, extra)
     model_cfg = dict(cfg.get("model", {}))
@@ -65,11 +67,16 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     ds = _dataset(args, args.task)
     model = build(name, ds, task_options=cfg.get("task"), train=cfg.get("train"), head=head, **model_cfg)
     out = Path(args.out or f"runs/{ds.name}-{name}")
-    model.fit(ds.train, valid=ds.valid or None, run_dir=out / "train")
-    model.save(out)
-    (out / "run.json").write_text(json.dumps({"dataset": ds.name, "seed": args.seed}, indent=2) + "\n")
-    metrics = model.evaluate(ds.test) if ds.test else {}
-    print(json.dumps({"run": str(out), "test": metrics}, indent=2))
+    info = distributed.init_from_env()  # torchrun sets the environment; a plain run is world 1
+    try:
+        model.fit(ds.train, valid=ds.valid or None, run_dir=out / "train")
+        if info.is_main:
+            model.save(out)
+            write_json(out / "run.json", {"dataset": ds.name, "seed": args.seed})
+            metrics = model.evaluate(ds.test) if ds.test else {}
+            print(json.dumps({"run": str(out), "test": metrics}, indent=2))
+    finally:
+        distributed.cleanup()
     return 0
 
 

@@ -39,7 +39,7 @@ JOBS: tuple[DemoJob, ...] = (
             {"epochs": 10, "batch_size": 64, "lr": 2e-3, "patience": 2, "warmup_steps": 100}, {"max_len": 64}),
     DemoJob("shakespeare_char", "lstm", "bits_per_char",
             {"embedding_dim": 128, "hidden_size": 384, "num_layers": 1, "dropout": 0.1},
-            {"epochs": 1, "batch_size": 32, "lr": 4e-3, "warmup_steps": 50, "clip_norm": 1.0}, {"block_size": 128}),
+            {"epochs": 1, "max_steps": 500, "batch_size": 32, "lr": 4e-3, "warmup_steps": 50, "clip_norm": 1.0}, {"block_size": 128}),
 )
 
 

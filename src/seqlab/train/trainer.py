@@ -285,6 +285,7 @@ class _Run:
             initial=self.loop.global_step,
             unit="step",
             dynamic_ncols=True,
+            mininterval=0.5,
             disable=not (cfg.progress and self.info.is_main),
         )
 

@@ -1,0 +1,90 @@
+"""The command line: every verb has --help; train/evaluate/predict round trip on user files."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from seqlab.cli import main
+from seqlab.data.readers import write_conll
+
+VERBS = ["train", "evaluate", "predict", "datasets", "models", "tasks", "demo"]
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_every_verb_has_help(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main([verb, "--help"])
+    assert e.value.code == 0
+    assert "usage: seqlab " + verb in capsys.readouterr().out
+
+
+def _ner_file(tmp_path: Path) -> Path:
+    sents = []
+    for i in range(40):
+        name = ["Ann", "Bob", "Cid"][i % 3]
+        sents.append({"tokens": [name, "visited", "Rome", "today"], "tags": ["B-PER", "O", "B-LOC", "O"]})
+    path = tmp_path / "ner.conll"
+    write_conll(path, sents)
+    return path
+
+
+def test_train_evaluate_predict_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _ner_file(tmp_path)
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('[model]\nname = "gru"\nhidden_size = 16\n[train]\nepochs = 10\nbatch_size = 4\nlr = 0.02\nprogress = false\n')
+    out = tmp_path / "run"
+    code = main(["train", str(data), "--task", "labeling", "--config", str(cfg), "--model.embedding_dim", "8",
+                 "--model.bidirectional", "true", "--out", str(out)])
+    assert code == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["test"]["f1"] == 1.0
+    assert (out / "model.safetensors").exists() and (out / "train" / "metrics.jsonl").exists()
+    assert main(["evaluate", str(out), str(data), "--split", "test"]) == 0
+    assert json.loads(capsys.readouterr().out)["f1"] == 1.0
+    assert main(["predict", str(out), "--text", "Bob visited Rome today"]) == 0
+    line = json.loads(capsys.readouterr().out.strip())
+    assert line["prediction"] == ["B-PER", "O", "B-LOC", "O"]
+
+
+def test_unknown_key_names_valid_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _ner_file(tmp_path)
+    code = main(["train", str(data), "--task", "labeling", "--model", "lstm", "--model.hiden_size", "3"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "'hiden_size'" in err and "hidden_size" in err
+    code = main(["train", str(data), "--task", "labeling", "--model", "lstm", "--optim.lr", "3"])
+    assert code == 2 and "'optim'" in capsys.readouterr().err
+
+
+def test_models_datasets_tasks_tables(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models"]) == 0
+    assert "lstm" in capsys.readouterr().out
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    assert "labeling" in out and "seqeval" not in out and "lstm" in out
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("wnut16", "tweets", "shakespeare_char", "shakespeare_word", "cmudict", "pydoc"):
+        assert name in out
+
+
+def test_torchrun_training_saves_once(tmp_path: Path) -> None:
+    data = _ner_file(tmp_path)
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", port,
+           "-m", "seqlab.cli", "train", str(data), "--task", "labeling", "--model", "gru", "--out", str(out),
+           "--model.hidden_size", "8", "--model.embedding_dim", "8", "--train.epochs", "2", "--train.progress", "false"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count('"run"') == 1  # only rank 0 reports and saves
+    assert (out / "model.safetensors").exists()
