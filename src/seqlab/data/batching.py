@@ -87,8 +87,20 @@ def pad_sequences(
     ``pad_value`` in padded cells, and mask ``(B, T)`` bool, True on real tokens. ``T`` is the
     longest sequence (0 when ``seqs`` is empty or all are empty). Inputs are not modified.
     """
+    if side == "right" and seqs and all(isinstance(s, list) and (not s or isinstance(s[0], int)) for s in seqs):
+        return _pad_lists(seqs, pad_value, dtype)  # type: ignore[arg-type]
     rows = [torch.as_tensor(s, dtype=dtype) for s in seqs]
     return _pad(rows, pad_value, side, dtype)
+
+
+def _pad_lists(seqs: Sequence[list[int]], pad_value: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """Fast path for Python lists padded on the right: one tensor construction per batch
+    instead of one per sequence (collation runs on every training step)."""
+    lengths = [len(s) for s in seqs]
+    width = max(lengths)
+    values = torch.tensor([s + [pad_value] * (width - n) for s, n in zip(seqs, lengths)], dtype=dtype)
+    mask = torch.arange(width) < torch.tensor(lengths).unsqueeze(1)  # (B, T)
+    return values.view(len(seqs), width), mask
 
 
 def pad_floats(

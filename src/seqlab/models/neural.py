@@ -99,7 +99,8 @@ class NeuralModel:
     # --- training -----------------------------------------------------------------------
     def _source(self, enc: Encoded, shuffle: bool, batch_size: int) -> BatchSource:
         sampler = BucketBatchSampler(
-            self.task.lengths(enc.items), batch_size, shuffle=shuffle, bucket=True, seed=self.train_config.seed
+            self.task.lengths(enc.items), batch_size, shuffle=shuffle, bucket=self.train_config.bucket,
+            seed=self.train_config.seed,
         )
         return BatchSource(enc.items, self.task.collate, sampler, seed=self.train_config.seed)
 

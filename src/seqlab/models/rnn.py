@@ -82,8 +82,8 @@ class RNNEncoder(nn.Module):
         lengths = mask_r.sum(-1).clamp(min=1).cpu()  # (B,), packing needs >= 1
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.rnn(packed)
+        # pad_packed_sequence fills padded steps with zeros: no extra masking pass is needed
         y, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])  # (B, T, H*dirs)
-        y = y * mask_r.unsqueeze(-1)
         return restore_alignment(y, perm)
 
     def step(self, x: Tensor, state: RNNState | None) -> tuple[Tensor, RNNState]:

@@ -111,6 +111,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int | None = None
     progress: bool = True
+    bucket: bool = True  # length-bucketed training batches (read by the batch source's builder)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(self.betas))

@@ -1,0 +1,1 @@
+"""Shared test setup: pytest puts this folder on sys.path, so tests import tests_support."""
