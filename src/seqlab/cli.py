@@ -71,7 +71,7 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     try:
         model.fit(ds.train, valid=ds.valid or None, run_dir=out / "train")
         if info.is_main:
-            model.save(out)
+            model.save(out / "model")
             write_json(out / "run.json", {"dataset": ds.name, "seed": args.seed})
             metrics = model.evaluate(ds.test) if ds.test else {}
             print(json.dumps({"run": str(out), "test": metrics}, indent=2))

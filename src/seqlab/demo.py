@@ -59,7 +59,7 @@ def run_demo(out: Path = Path("runs/demo"), budget: float = 90.0, jobs: tuple[De
         model.fit(ds.train, valid=ds.valid, run_dir=out / job.dataset / "train", resume=False)
         seconds = time.perf_counter() - start
         metrics = model.evaluate(ds.test)
-        path = model.save(out / job.dataset)
+        path = model.save(out / job.dataset / "model")
         rows.append({
             "task": ds.task, "model": f"{job.family} ({'bi' if job.model.get('bidirectional') else 'uni'})",
             "dataset": job.dataset, "metric": f"test {job.metric}", "value": metrics[job.metric],

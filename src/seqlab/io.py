@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,15 @@ from torch import Tensor
 
 from seqlab.errors import DataError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "write_json", "read_json", "write_tensors", "read_tensors"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "write_json",
+    "read_json",
+    "write_tensors",
+    "read_tensors",
+    "tensors_for_saving",
+]
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -42,7 +51,8 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    """Write ``obj`` as indented UTF-8 JSON, atomically (floats round-trip exactly)."""
+    atomic_write_text(path, json.dumps(obj, indent=1, ensure_ascii=False, allow_nan=True) + "\n")
 
 
 def read_json(path: str | Path) -> Any:
@@ -57,11 +67,27 @@ def read_json(path: str | Path) -> Any:
         raise DataError(p, None, "UTF-8 text", f"undecodable byte at offset {e.start}") from None
 
 
-def write_tensors(path: str | Path, tensors: dict[str, Tensor], metadata: dict[str, str] | None = None) -> None:
-    """Save tensors as safetensors, atomically. Shared storage (tied weights) is saved once
-    per name, as contiguous copies."""
-    flat = {k: v.detach().contiguous().clone() for k, v in tensors.items()}
-    atomic_write_bytes(path, save(flat, metadata=metadata))
+def tensors_for_saving(tensors: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Detached, contiguous CPU tensors; a tensor sharing storage with an earlier one is copied.
+
+    safetensors refuses aliased tensors (tied weights appear twice in a state_dict).
+    """
+    seen: set[int] = set()
+    out: dict[str, Tensor] = {}
+    for name, t in tensors.items():
+        t = t.detach().cpu().contiguous()
+        ptr = t.untyped_storage().data_ptr() if t.numel() else -1
+        if ptr in seen:
+            t = t.clone()
+        elif ptr != -1:
+            seen.add(ptr)
+        out[name] = t
+    return out
+
+
+def write_tensors(path: str | Path, tensors: Mapping[str, Tensor], metadata: dict[str, str] | None = None) -> None:
+    """Save tensors as one safetensors file, atomically (tied weights are stored per name)."""
+    atomic_write_bytes(path, save(tensors_for_saving(tensors), metadata=metadata))
 
 
 def read_tensors(path: str | Path) -> dict[str, Tensor]:

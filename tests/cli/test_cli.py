@@ -43,7 +43,7 @@ def test_train_evaluate_predict_round_trip(tmp_path: Path, capsys: pytest.Captur
     assert code == 0
     trained = json.loads(capsys.readouterr().out)
     assert trained["test"]["f1"] == 1.0
-    assert (out / "model.safetensors").exists() and (out / "train" / "metrics.jsonl").exists()
+    assert (out / "model" / "model.safetensors").exists() and (out / "train" / "metrics.jsonl").exists()
     assert main(["evaluate", str(out), str(data), "--split", "test"]) == 0
     assert json.loads(capsys.readouterr().out)["f1"] == 1.0
     assert main(["predict", str(out), "--text", "Bob visited Rome today"]) == 0
@@ -87,4 +87,4 @@ def test_torchrun_training_saves_once(tmp_path: Path) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count('"run"') == 1  # only rank 0 reports and saves
-    assert (out / "model.safetensors").exists()
+    assert (out / "model" / "model.safetensors").exists()

@@ -25,13 +25,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
 from seqlab.errors import DataError
+from seqlab.io import atomic_write_text
 
 __all__ = [
     "read_conll",
@@ -91,20 +90,6 @@ def _line_of(data: bytes, offset: int) -> int:
 
 def _empty(path: Path, what: str) -> DataError:
     return DataError(path, 1, what, "no data (the file is empty or blank)")
-
-
-def _atomic_write(path: str | Path, text: str) -> None:
-    """Write ``text`` as UTF-8 to ``path`` through a temporary file and :func:`os.replace`."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
@@ -207,7 +192,7 @@ def write_conll(path: str | Path, examples: Iterable[dict[str, Any]], sep: str =
                     raise DataError(p, None, expected, repr(field))
             out.append(f"{tok}{sep}{tag}\n")
         out.append("\n")
-    _atomic_write(p, "".join(out))
+    atomic_write_text(p, "".join(out))
 
 
 # --------------------------------------------------------------------------- JSONL
@@ -290,7 +275,7 @@ def write_jsonl(path: str | Path, examples: Iterable[dict[str, Any]]) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
         raise DataError(p, None, "text encodable as UTF-8", str(e)) from None
-    _atomic_write(p, text)
+    atomic_write_text(p, text)
 
 
 # --------------------------------------------------------------------------- plain text

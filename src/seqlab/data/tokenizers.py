@@ -29,9 +29,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
-import os
 import re
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -41,6 +39,7 @@ from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
 
 from seqlab.errors import ConfigError, DataError, SeqlabError
+from seqlab.io import write_json
 
 __all__ = [
     "Tokenizer",
@@ -107,7 +106,7 @@ class Tokenizer(ABC):
 
     def save(self, path: str | Path) -> None:
         """Write :meth:`to_json` to ``path`` atomically (a temporary file, then ``os.replace``)."""
-        _atomic_write_json(Path(path), self.to_json())
+        write_json(path, self.to_json())
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
@@ -448,17 +447,3 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     except json.JSONDecodeError as e:
         raise DataError(path, e.lineno, "valid JSON", f"{e.msg} (column {e.colno})") from e
     return tokenizer_from_json(data, source=path)
-
-
-def _atomic_write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, ensure_ascii=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -25,6 +25,7 @@ from seqlab.io import read_tensors, write_json, write_tensors
 from seqlab.models.heads import LMHead, SequenceHead, TokenHead
 from seqlab.models.layers import TokenEmbedding
 from seqlab.tasks import Encoded, EvalAccumulator, Example, Task, task_from_state
+from seqlab.train.checkpoint import atomic_directory
 from seqlab.train.trainer import TrainConfig, Trainer, TrainResult
 
 __all__ = ["NeuralModule", "NeuralModel", "EncoderFactory"]
@@ -198,10 +199,15 @@ class NeuralModel:
 
     # --- persistence --------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write ``model.safetensors`` then ``config.json`` (each atomically) into ``path``."""
+        """Write the model directory ``path`` (``model.safetensors`` + ``config.json``) atomically:
+        it is built beside ``path`` and swapped in whole, so a crash leaves the old one intact."""
         p = Path(path)
-        tensors = dict(self.module.state_dict())
-        write_tensors(p / "model.safetensors", tensors)
+        with atomic_directory(p) as tmp:
+            self._write(tmp)
+        return p
+
+    def _write(self, p: Path) -> None:
+        write_tensors(p / "model.safetensors", self.module.state_dict())
         write_json(p / "config.json", {
             "seqlab_version": seqlab.__version__,
             "kind": self.kind,
@@ -211,7 +217,6 @@ class NeuralModel:
             "model_config": to_dict(self.config),
             "train_config": to_dict(self.train_config),
         })
-        return p
 
     @classmethod
     def from_saved(cls, path: str | Path, meta: dict[str, Any], config_cls: type, make_encoder: EncoderFactory) -> NeuralModel:

@@ -112,7 +112,12 @@ def build(
 
 
 def load(path: str | Path) -> NeuralModel:
-    """Load a model saved with ``model.save(path)`` (safetensors + JSON; nothing is unpickled)."""
+    """Load a model saved with ``model.save(path)`` (safetensors + JSON; nothing is unpickled).
+
+    ``path`` may also be a run directory written by ``seqlab train`` (its model is in ``model/``).
+    """
+    if (Path(path) / "model" / "config.json").exists():
+        path = Path(path) / "model"
     meta = read_json(Path(path) / "config.json")
     if not isinstance(meta, dict) or "family" not in meta:
         raise SeqlabError(f"{path}: config.json does not describe a seqlab model")

@@ -30,12 +30,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from seqlab.errors import TrainingError
+from seqlab.errors import DataError, TrainingError
+from seqlab.io import read_json as io_read_json
+from seqlab.io import read_tensors, write_json, write_tensors
 
 __all__ = [
     "FORMAT_VERSION",
@@ -43,10 +44,8 @@ __all__ = [
     "Checkpoint",
     "atomic_directory",
     "find_directory",
-    "tensors_for_saving",
     "save_tensors",
     "load_tensors",
-    "write_json",
     "read_json",
     "flatten_optimizer_state",
     "unflatten_optimizer_state",
@@ -118,50 +117,25 @@ def find_directory(path: str | Path, marker: str = _STATE_FILE) -> Path | None:
     return None
 
 
-def tensors_for_saving(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Detached, contiguous CPU tensors; a tensor sharing storage with an earlier one is copied.
-
-    safetensors refuses aliased tensors (tied weights appear twice in a state_dict).
-    """
-    seen: set[int] = set()
-    out: dict[str, torch.Tensor] = {}
-    for name, t in tensors.items():
-        t = t.detach().cpu().contiguous()
-        ptr = t.untyped_storage().data_ptr() if t.numel() else -1
-        if ptr in seen:
-            t = t.clone()
-        elif ptr != -1:
-            seen.add(ptr)
-        out[name] = t
-    return out
-
-
 def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor]) -> None:
     """Write ``tensors`` to a safetensors file."""
-    save_file(tensors_for_saving(tensors), str(path))
+    write_tensors(path, tensors)
 
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a safetensors file onto the CPU; a missing or corrupt file raises TrainingError."""
     try:
-        return load_file(str(path))
-    except Exception as e:  # safetensors raises its own error types
-        raise TrainingError(f"cannot read tensors from {path}: {e}") from e
-
-
-def write_json(path: str | Path, obj: Any) -> None:
-    """Write ``obj`` as JSON (floats round-trip exactly)."""
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1, allow_nan=True)
+        return read_tensors(path)
+    except DataError as e:
+        raise TrainingError(f"cannot read tensors: {e}") from e
 
 
 def read_json(path: str | Path) -> Any:
     """Read a JSON file; a missing or malformed file raises TrainingError naming it."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise TrainingError(f"cannot read {path}: {e}") from e
+        return io_read_json(path)
+    except DataError as e:
+        raise TrainingError(f"cannot read {e}") from e
 
 
 def flatten_optimizer_state(
