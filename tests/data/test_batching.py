@@ -332,3 +332,11 @@ def test_move_to_returns_new_dict() -> None:
     assert all(v.device.type == "meta" for v in moved.values())
     assert moved["mask"].dtype == torch.bool and batch["ids"].device.type == "cpu"
     assert torch.equal(move_to(batch, torch.device("cpu"))["ids"], batch["ids"])
+
+
+def test_pad_chars_exact() -> None:
+    from seqlab.data.batching import pad_chars
+
+    got = pad_chars([[[5, 6], [7]], [[8, 9, 10]]])
+    assert got.tolist() == [[[5, 6, 0], [7, 0, 0]], [[8, 9, 10], [0, 0, 0]]]
+    assert pad_chars([[[1]]], width=3).shape == (1, 3, 1)

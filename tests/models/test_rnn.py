@@ -93,3 +93,35 @@ def test_masked_pooling() -> None:
     mask = torch.tensor([[True, True, False]])
     assert masked_mean(h, mask).item() == 2.0
     assert masked_max(h, mask).item() == 3.0
+
+
+def test_char_features_padding_invariant_and_saved(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import seqlab
+
+    model = seqlab.build("lstm", task="labeling", bidirectional=True, embedding_dim=8, hidden_size=8,
+                         char_filters=6, char_dim=5, train={"epochs": 2, "batch_size": 2, "progress": False})
+    model.fit(TAGS)
+    task = model.task
+    assert task.char_vocab_size > 0
+    batch = task.collate(task.encode(TAGS).items)
+    assert batch["chars"].shape[:2] == batch["input_ids"].shape
+    module = model.module.eval()
+    base = module(batch)
+    padded = _pad(batch, 2, "right")
+    padded["chars"] = torch.cat([batch["chars"], torch.zeros(2, 2, batch["chars"].shape[2], dtype=torch.long)], 1)
+    got = module(padded)
+    for a, b in zip(_real(base, batch["mask"]), _real(got, padded["mask"])):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    model.save(tmp_path / "m")
+    again = seqlab.load(tmp_path / "m")
+    words = [["the", "zebra", "sat"]]  # "zebra" is unseen: only its characters speak
+    assert again.predict(words) == model.predict(words)
+
+
+def test_char_filters_need_a_task_with_characters() -> None:
+    import seqlab
+    from seqlab.errors import ConfigError
+
+    model = seqlab.build("lstm", task="classification", char_filters=4, train={"progress": False})
+    with pytest.raises(ConfigError, match="char_filters"):
+        model.fit(CLS)

@@ -27,6 +27,7 @@ from seqlab.errors import ConfigError, DataError
 
 __all__ = [
     "pad_sequences",
+    "pad_chars",
     "pad_floats",
     "TruncationPolicy",
     "truncate",
@@ -91,6 +92,16 @@ def pad_sequences(
         return _pad_lists(seqs, pad_value, dtype)  # type: ignore[arg-type]
     rows = [torch.as_tensor(s, dtype=dtype) for s in seqs]
     return _pad(rows, pad_value, side, dtype)
+
+
+def pad_chars(words: Sequence[Sequence[Sequence[int]]], width: int | None = None) -> Tensor:
+    """Character ids per token, ``[[chars of token t] for t] for each sequence]``, padded with 0
+    to ``(B, T, L)``: T the longest sequence (or ``width``), L the longest token."""
+    t = max((len(w) for w in words), default=0) if width is None else width
+    n = max(max((len(c) for w in words for c in w), default=1), 1)
+    blank = [0] * n
+    rows = [[list(c) + [0] * (n - len(c)) for c in w[:t]] + [blank] * (t - min(len(w), t)) for w in words]
+    return torch.tensor(rows, dtype=torch.long).view(len(words), t, n)
 
 
 def _pad_lists(seqs: Sequence[list[int]], pad_value: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:

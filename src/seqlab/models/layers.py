@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["TokenEmbedding", "right_align", "restore_alignment", "last_index", "first_index"]
+__all__ = ["TokenEmbedding", "CharCNN", "right_align", "restore_alignment", "last_index", "first_index"]
 
 
 class TokenEmbedding(nn.Module):
@@ -82,3 +82,28 @@ def last_index(mask: Tensor) -> Tensor:
 def first_index(mask: Tensor) -> Tensor:
     """(B,) index of each row's first real position."""
     return mask.to(torch.int8).argmax(-1)
+
+
+class CharCNN(nn.Module):
+    """Word features from characters: embed, convolve, max-pool (Ma & Hovy 2016).
+
+    ``chars``: (B, T, L) character ids, 0 = padding -> (B, T, F). A word's features see only
+    its own characters; padded words get zeros.
+    """
+
+    def __init__(self, n_chars: int, dim: int = 30, filters: int = 50, width: int = 3, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(n_chars, dim, padding_idx=0)
+        self.conv = nn.Conv1d(dim, filters, kernel_size=width, padding=width // 2)
+        self.dropout = nn.Dropout(dropout)
+        self.filters = filters
+
+    def forward(self, chars: Tensor) -> Tensor:
+        b, t, n = chars.shape
+        flat = chars.view(b * t, n)  # (B*T, L)
+        x = self.dropout(self.embed(flat)).transpose(1, 2)  # (B*T, D, L)
+        h = self.conv(x)  # (B*T, F, L)
+        real = (flat != 0).unsqueeze(1)  # (B*T, 1, L)
+        h = h.masked_fill(~real, float("-inf")).max(-1).values  # (B*T, F)
+        h = torch.where(torch.isfinite(h), h, torch.zeros_like(h))
+        return h.view(b, t, self.filters)

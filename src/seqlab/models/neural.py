@@ -23,7 +23,7 @@ from seqlab.data.batching import BatchSource, BucketBatchSampler, move_to
 from seqlab.errors import ConfigError, SeqlabError
 from seqlab.io import read_tensors, write_json, write_tensors
 from seqlab.models.heads import LMHead, SequenceHead, TokenHead
-from seqlab.models.layers import TokenEmbedding
+from seqlab.models.layers import CharCNN, TokenEmbedding
 from seqlab.tasks import Encoded, EvalAccumulator, Example, Task, task_from_state
 from seqlab.train.checkpoint import atomic_directory
 from seqlab.train.trainer import TrainConfig, Trainer, TrainResult
@@ -40,7 +40,12 @@ class NeuralModule(nn.Module):
         super().__init__()
         c = config
         self.embed = TokenEmbedding(task.input_size, c.embedding_dim, c.dropout, c.word_dropout)
-        self.encoder = make_encoder(c, c.embedding_dim)
+        n_chars = int(getattr(task, "char_vocab_size", 0))
+        filters = int(getattr(c, "char_filters", 0))
+        if filters and not n_chars:
+            raise ConfigError(f"char_filters needs a task that emits characters (labeling); task {task.name!r} does not")
+        self.chars = CharCNN(n_chars, c.char_dim, filters, dropout=c.dropout) if filters else None
+        self.encoder = make_encoder(c, c.embedding_dim + filters)
         dim: int = getattr(self.encoder, "output_dim")  # noqa: B009 (an nn.Module attribute)
         if task.causal and not getattr(self.encoder, "causal", False):
             raise ConfigError(f"task {task.name!r} needs a causal encoder; set bidirectional=false")
@@ -57,7 +62,10 @@ class NeuralModule(nn.Module):
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         mask = batch["mask"]  # (B, T) bool
-        h = self.encoder(self.embed(batch["input_ids"]), mask)  # (B, T, H)
+        x = self.embed(batch["input_ids"])  # (B, T, E)
+        if self.chars is not None:
+            x = torch.cat([x, self.chars(batch["chars"])], dim=-1)  # (B, T, E + F)
+        h = self.encoder(x, mask)  # (B, T, H)
         return self.head(h, mask)
 
 
@@ -121,6 +129,8 @@ class NeuralModel:
         if not train:
             raise SeqlabError("fit() needs at least one training example")
         if self.module_ is None:
+            if getattr(self.config, "char_filters", 0) and hasattr(self.task, "use_chars"):
+                self.task.use_chars = True  # the model asks the task for character ids
             self.task.fit(train)
             self.module_ = self._build_module()
         enc = self.task.encode(train)

@@ -40,6 +40,8 @@ class RNNConfig:
     nonlinearity: Literal["tanh", "relu"] = "tanh"
     pooling: Literal["last", "mean", "max", "attention"] = "last"
     tie_weights: bool = True
+    char_filters: int = 0  # > 0: a character CNN adds this many features per word (labeling)
+    char_dim: int = 30
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from seqlab.config import from_dict, to_dict
-from seqlab.data.batching import TruncationPolicy, pad_sequences
+from seqlab.data.batching import TruncationPolicy, pad_chars, pad_sequences, truncate
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError
 from seqlab.metrics.spans import span_scores, token_accuracy
@@ -50,10 +50,14 @@ class LabelingConfig:
     max_len: int | None = None
     truncation: TruncationPolicy = "head"
     outside_tag: str = "O"
+    chars: bool = False  # also emit each token's character ids (a model asks for them)
+    max_word_len: int = 20
 
     def __post_init__(self) -> None:
         if self.max_len is not None and self.max_len < 1:
             raise ConfigError(f"max_len must be >= 1 or None, found {self.max_len}")
+        if self.max_word_len < 1:
+            raise ConfigError(f"max_word_len must be >= 1, found {self.max_word_len}")
 
 
 def _tokens_tags(ex: Example, index: int) -> tuple[list[str], list[str]]:
@@ -83,6 +87,8 @@ class LabelingTask(Task):
         self.codec = TextCodec("word", c.lowercase, c.min_freq, c.max_vocab)
         self.tags: Vocab | None = None
         self.scheme: str = c.scheme
+        self.use_chars = c.chars
+        self.char_vocab: Vocab | None = None
         self._set_main_metric()
 
     def _set_main_metric(self) -> None:
@@ -91,6 +97,7 @@ class LabelingTask(Task):
     def fit(self, examples: Sequence[Example]) -> LabelingTask:
         pairs = [_tokens_tags(ex, i) for i, ex in enumerate(examples)]
         self.codec.fit(t for t, _ in pairs)
+        self.char_vocab = Vocab.build(t for toks, _ in pairs for t in toks) if self.use_chars else None
         tag_seqs = [g for _, g in pairs]
         names = sorted({t for seq in tag_seqs for t in seq})
         self.tags = Vocab(names, specials=False)
@@ -104,6 +111,18 @@ class LabelingTask(Task):
         if self.tags is None:
             raise ConfigError("the task is not fitted: call fit() on training examples first")
         return self.tags
+
+    @property
+    def char_vocab_size(self) -> int:
+        """Rows of the character embedding (0 when the task emits no characters)."""
+        return len(self.char_vocab) if self.char_vocab is not None else 0
+
+    def _chars(self, toks: Sequence[str], n_kept: int) -> list[list[int]]:
+        """Character ids of the kept tokens, each cut to ``max_word_len``."""
+        assert self.char_vocab is not None
+        kept, _ = truncate(list(toks), self.config.max_len, self.config.truncation)
+        cut = self.config.max_word_len
+        return [self.char_vocab.encode(list(t[:cut])) or [self.char_vocab.unk_id] for t in kept[:n_kept]]
 
     @property
     def input_size(self) -> int:
@@ -121,6 +140,8 @@ class LabelingTask(Task):
         for i, (x, (toks, tags)) in enumerate(zip(ids, pairs)):
             labels = [stoi.get(t, -100) for t in tags][: len(x)] if tags else [-100] * len(x)
             items.append({"input_ids": x, "labels": labels, "index": i, "length": len(toks)})
+            if self.char_vocab is not None:
+                items[-1]["chars"] = self._chars(toks, len(x))
         return Encoded(items=items, references=[g for _, g in pairs], report=report)
 
     def encode_inputs(self, inputs: Sequence[Any]) -> list[Item]:
@@ -129,21 +150,26 @@ class LabelingTask(Task):
             t = as_tokens(v, "input", i)
             toks.append(t.split() if isinstance(t, str) else t)
         ids, _ = encode_text_items(self.codec, toks, self.config.max_len, self.config.truncation)
-        return [
-            {"input_ids": x, "labels": [-100] * len(x), "index": i, "length": len(t)}
-            for i, (x, t) in enumerate(zip(ids, toks))
-        ]
+        items: list[Item] = []
+        for i, (x, t) in enumerate(zip(ids, toks)):
+            items.append({"input_ids": x, "labels": [-100] * len(x), "index": i, "length": len(t)})
+            if self.char_vocab is not None:
+                items[-1]["chars"] = self._chars(t, len(x))
+        return items
 
     def collate(self, items: Sequence[Item], generator: torch.Generator | None = None) -> Batch:
         ids, mask = pad_sequences([it["input_ids"] for it in items], pad_value=self.pad_id)
         labels, _ = pad_sequences([it["labels"] for it in items], pad_value=-100)
-        return {
+        batch = {
             "input_ids": ids,  # (B, T)
             "mask": mask,  # (B, T) bool
             "labels": labels,  # (B, T), -100 = no label
             "index": torch.tensor([it["index"] for it in items], dtype=torch.long),  # (B,)
             "length": torch.tensor([it["length"] for it in items], dtype=torch.long),  # (B,) before truncation
         }
+        if items and "chars" in items[0]:
+            batch["chars"] = pad_chars([it["chars"] for it in items], ids.shape[1])  # (B, T, L)
+        return batch
 
     def loss(self, output: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
         """``output``: (B, T, C) logits; padding and unlabeled tokens are skipped."""
@@ -176,6 +202,7 @@ class LabelingTask(Task):
             "codec": self.codec.state(),
             "tags": self.tag_vocab.to_json(),
             "scheme": self.scheme,
+            "chars": None if self.char_vocab is None else self.char_vocab.to_json(),
         }
 
     @classmethod
@@ -184,5 +211,8 @@ class LabelingTask(Task):
         task.codec = TextCodec.from_state(state["codec"])
         task.tags = Vocab.from_json(state["tags"])
         task.scheme = state["scheme"]
+        if state.get("chars") is not None:
+            task.use_chars = True
+            task.char_vocab = Vocab.from_json(state["chars"])
         task._set_main_metric()
         return task
