@@ -199,6 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SeqlabError as e:
         print(f"seqlab: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # the trainer has already written a checkpoint at the last optimizer step
+        print("seqlab: interrupted; run the same command again to resume from the checkpoint", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

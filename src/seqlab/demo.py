@@ -58,18 +58,20 @@ def run_demo(out: Path = Path("runs/demo"), budget: float = 90.0, jobs: tuple[De
         start = time.perf_counter()
         model.fit(ds.train, valid=ds.valid, run_dir=out / job.dataset / "train", resume=False)
         seconds = time.perf_counter() - start
+        valid = model.evaluate(ds.valid)
         metrics = model.evaluate(ds.test)
         path = model.save(out / job.dataset / "model")
         rows.append({
             "task": ds.task, "model": f"{job.family} ({'bi' if job.model.get('bidirectional') else 'uni'})",
-            "dataset": job.dataset, "metric": f"test {job.metric}", "value": metrics[job.metric],
+            "dataset": job.dataset, "metric": job.metric, "valid": valid[job.metric], "test": metrics[job.metric],
             "parameters": model.n_parameters, "train_s": seconds, "saved": str(path),
         })
         if ds.task == "lm":
             lm = model
-    table = [(r["task"], r["model"], r["dataset"], r["metric"], f"{r['value']:.4f}", f"{r['parameters']:,}",
-              f"{r['train_s']:.0f}s", r["saved"]) for r in rows]
-    print("\n" + format_table(table, ("task", "model", "dataset", "metric", "value", "params", "train time", "saved at")))
+    table = [(r["task"], r["model"], r["dataset"], r["metric"], f"{r['valid']:.4f}", f"{r['test']:.4f}",
+              f"{r['parameters']:,}", f"{r['train_s']:.0f}s", r["saved"]) for r in rows]
+    header = ("task", "model", "dataset", "metric", "valid", "test", "params", "train time", "saved at")
+    print("\n" + format_table(table, header))
     if lm is not None:
         sample = lm.generate(["ROMEO.\n"], max_new_tokens=400, temperature=0.8, seed=0)[0]
         print("\nA Shakespeare sample (LSTM char LM, temperature 0.8):\n\nROMEO.\n" + sample)
