@@ -143,7 +143,7 @@ class _Run:
     def _train_step(self, batches: list[list[int]], group: range, epoch: int) -> None:
         """One optimizer step over the micro-batches ``group`` of ``batches``."""
         t0 = time.perf_counter()
-        loss_sum, units, time_flag = self._accumulate(batches, group, epoch)
+        loss_sum, units, tokens, time_flag = self._accumulate(batches, group, epoch)
         loss = loss_sum / units
         where = f"at step {self.loop.global_step + 1} (epoch {epoch})"
         if not math.isfinite(loss):
@@ -157,7 +157,8 @@ class _Run:
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
             self._advance(len(group), loss_sum, units, time_flag)
-            ups = units / max(time.perf_counter() - t0, 1e-9)
+            seconds = max(time.perf_counter() - t0, 1e-9)
+            ups, tps = units / seconds, tokens / seconds
             record = {
                 "type": "step",
                 "epoch": epoch,
@@ -167,10 +168,12 @@ class _Run:
                 "grad_norm": grad_norm,
                 "units": units,
                 "units_per_s": ups,
+                "tokens": tokens,
+                "tokens_per_s": tps,
             }
             self.log.write(record)
             self.bar.set_postfix(
-                loss=f"{loss:.4g}", lr=f"{lr:.2e}", units_s=f"{ups:.0f}", refresh=False
+                loss=f"{loss:.4g}", lr=f"{lr:.2e}", tok_s=f"{tps:.0f}", refresh=False
             )
             self.bar.update(1)
             self.boundary_rng = rng_state()
@@ -192,11 +195,12 @@ class _Run:
 
     def _accumulate(
         self, batches: list[list[int]], group: range, epoch: int
-    ) -> tuple[float, float, bool]:
-        """Forward and backward every micro-batch of ``group``; return the global loss sum, units
-        and whether any rank has spent ``max_time``. Gradients end scaled to the global mean."""
+    ) -> tuple[float, float, float, bool]:
+        """Forward and backward every micro-batch of ``group``; return the global loss sum, units,
+        tokens (real positions of ``batch["mask"]``, else units) and whether any rank has spent
+        ``max_time``. Gradients end scaled to the global mean."""
         self.model.train()
-        acc = torch.zeros(3, dtype=torch.float64, device=self.t.device)
+        acc = torch.zeros(4, dtype=torch.float64, device=self.t.device)
         for j, b in enumerate(group):
             shard, weight = distributed.shard(
                 batches[b], self.info, where=f"batch {b} of epoch {epoch}"
@@ -207,13 +211,15 @@ class _Run:
                 sums = _check_outputs(loss_sum, units).to(acc.device)
                 (loss_sum if weight else loss_sum * 0.0).backward()
             acc[:2] += sums * weight
+            mask = batch.get("mask")
+            acc[3] += (float(mask.sum()) if isinstance(mask, Tensor) else float(sums[1])) * weight
         elapsed = time.perf_counter() - self.start
         acc[2] = float(self.cfg.max_time is not None and elapsed >= self.cfg.max_time)
-        loss_sum_g, units_g, flag = distributed.all_reduce_sum(acc).tolist()
+        loss_sum_g, units_g, flag, tokens_g = distributed.all_reduce_sum(acc).tolist()
         if not units_g > 0:
             raise TrainingError(f"step {self.loop.global_step + 1} (epoch {epoch}) has no units")
         scale_gradients(self.plain.parameters(), self.info.world_size / units_g)
-        return loss_sum_g, units_g, flag > 0
+        return loss_sum_g, units_g, tokens_g, flag > 0
 
     def _to_device(self, batch: Batch) -> Batch:
         """Move every tensor of ``batch`` to the trainer's device."""
