@@ -1,7 +1,7 @@
 """Token labeling: one label per token (NER, POS, chunking, the copying problem).
 
 Examples: ``{"tokens": [str], "tags": [str]}`` with equal lengths.
-Loss: masked token cross-entropy (a CRF head, when used, brings its own NLL).
+Loss: masked token cross-entropy.
 Decoding: argmax per token. Metrics: span precision/recall/F1 through seqeval for BIO-style
 tag sets (IOB2 or IOBES, strict mode) and token accuracy for every tag set.
 """
@@ -77,8 +77,8 @@ class LabelingTask(Task):
     main_metric = "f1"
     greater_is_better = True
     alignment = "sequence -> one label per token"
-    loss_name = "masked token cross-entropy (or CRF NLL)"
-    decoding = "argmax per token (Viterbi with a CRF head)"
+    loss_name = "masked token cross-entropy"
+    decoding = "argmax per token"
     metric_names = ("f1", "precision", "recall", "token_accuracy")
 
     def __init__(self, config: LabelingConfig | None = None) -> None:
