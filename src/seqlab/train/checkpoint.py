@@ -72,9 +72,8 @@ def _fsync_path(path: Path) -> None:
     except OSError:  # pragma: no cover - directories cannot be opened on Windows
         return
     try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
+        with contextlib.suppress(OSError):  # some filesystems refuse fsync on directories
+            os.fsync(fd)
     finally:
         os.close(fd)
 
