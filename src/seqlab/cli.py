@@ -72,7 +72,8 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
         model.fit(ds.train, valid=ds.valid or None, run_dir=out / "train")
         if info.is_main:
             model.save(out / "model")
-            write_json(out / "run.json", {"dataset": ds.name, "seed": args.seed})
+            # the argument as given (a bundled name or a data file), so `evaluate RUN` finds it again
+            write_json(out / "run.json", {"dataset": args.dataset, "task": ds.task, "seed": args.seed})
             metrics = model.evaluate(ds.test) if ds.test else {}
             print(json.dumps({"run": str(out), "test": metrics}, indent=2))
     finally:
@@ -81,11 +82,12 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
+    from seqlab.io import read_json
     from seqlab.models.registry import load
 
     model = load(args.run)
     if not args.dataset:
-        run = json.loads((Path(args.run) / "run.json").read_text())
+        run = read_json(Path(args.run) / "run.json")
         args.dataset, args.seed = run["dataset"], run.get("seed", 0)
     ds = _dataset(args, model.task.name)
     split = getattr(ds, args.split)
@@ -102,8 +104,6 @@ def cmd_predict(args: argparse.Namespace, extra: list[str]) -> int:
         inputs += [ln.rstrip("\n") for ln in Path(args.file).read_text(encoding="utf-8").splitlines() if ln.strip()]
     if not inputs:
         raise SeqlabError("nothing to predict: pass --text TEXT (repeatable) or --file FILE")
-    if model.task.name == "labeling":
-        inputs = [s.split() for s in inputs]
     if args.generate:
         outs: list[Any] = model.generate(inputs, max_new_tokens=args.generate, temperature=args.temperature, top_k=args.top_k, seed=args.seed)
     else:

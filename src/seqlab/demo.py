@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from seqlab.cli import format_table
 
 __all__ = ["run_demo", "DemoJob", "JOBS"]
@@ -48,7 +46,6 @@ def run_demo(out: Path = Path("runs/demo"), budget: float = 90.0, jobs: tuple[De
     from seqlab.data.datasets import load
     from seqlab.models.registry import build
 
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
     rows: list[dict[str, Any]] = []
     lm = None
     for job in jobs:

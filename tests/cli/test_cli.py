@@ -46,6 +46,8 @@ def test_train_evaluate_predict_round_trip(tmp_path: Path, capsys: pytest.Captur
     assert (out / "model" / "model.safetensors").exists() and (out / "train" / "metrics.jsonl").exists()
     assert main(["evaluate", str(out), str(data), "--split", "test"]) == 0
     assert json.loads(capsys.readouterr().out)["f1"] == 1.0
+    assert main(["evaluate", str(out)]) == 0  # the run remembers its data file
+    assert json.loads(capsys.readouterr().out)["f1"] == 1.0
     assert main(["predict", str(out), "--text", "Bob visited Rome today"]) == 0
     line = json.loads(capsys.readouterr().out.strip())
     assert line["prediction"] == ["B-PER", "O", "B-LOC", "O"]
@@ -66,7 +68,9 @@ def test_models_datasets_tasks_tables(capsys: pytest.CaptureFixture[str]) -> Non
     assert "lstm" in capsys.readouterr().out
     assert main(["tasks"]) == 0
     out = capsys.readouterr().out
-    assert "labeling" in out and "seqeval" not in out and "lstm" in out
+    rows = {line.split()[0]: line for line in out.splitlines()[2:]}
+    assert set(rows) == {"classification", "labeling", "lm", "mlm"}
+    assert all("lstm, gru, elman" in row for row in rows.values())  # read off the registry
     assert main(["datasets"]) == 0
     out = capsys.readouterr().out
     for name in ("wnut16", "tweets", "shakespeare_char", "shakespeare_word", "cmudict", "pydoc"):

@@ -41,7 +41,17 @@ def test_interrupted_fit_resumes_exactly(tmp_path: Path, monkeypatch: pytest.Mon
         model.fit(data, run_dir=tmp_path / "b")
     monkeypatch.setattr(model.task, "loss", task_loss)
     resumed = seqlab.build("lstm", task="labeling", train=TRAIN, **MODEL)
+    counted = {"n": 0}
+    resumed_loss = resumed.task.loss
+
+    def counting(output: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        counted["n"] += 1
+        return resumed_loss(output, batch)
+
+    monkeypatch.setattr(resumed.task, "loss", counting)
     resumed.fit(data, run_dir=tmp_path / "b")  # a fresh process would do exactly this
+    # it really resumed: 3 epochs x 6 batches, of which 8 were done before the interrupt
+    assert counted["n"] == 3 * 6 - 8
     assert _steps(tmp_path / "b") == _steps(tmp_path / "a")
     for (k, a), b in zip(full.module.state_dict().items(), resumed.module.state_dict().values()):
         assert torch.equal(a, b), k

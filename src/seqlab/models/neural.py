@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +114,7 @@ class NeuralModel:
         return BatchSource(enc.items, self.task.collate, sampler, seed=self.train_config.seed)
 
     def _loss(self, module: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        batch = move_to(batch, self.device)
-        return self.task.loss(module(batch), batch)
+        return self.task.loss(module(batch), batch)  # the trainer has moved the batch already
 
     def fit(
         self, train: Sequence[Example], valid: Sequence[Example] | None = None, *,
@@ -152,20 +151,21 @@ class NeuralModel:
         return self
 
     # --- inference ----------------------------------------------------------------------
-    @torch.no_grad()
-    def _outputs(self, items: list[dict[str, Any]], batch_size: int) -> list[tuple[Tensor, dict[str, Tensor]]]:
+    def _outputs(self, items: list[dict[str, Any]], batch_size: int) -> Iterator[tuple[Tensor, dict[str, Tensor]]]:
+        """Outputs batch by batch, in eval mode. A generator: one batch's (B, T, V) logits are
+        alive at a time, however large the split."""
         module = self.module
         was_training = module.training
         module.eval()
         sampler = BucketBatchSampler(self.task.lengths(items), batch_size, shuffle=False, bucket=True)
-        out = []
         try:
             for idx in sampler.batches(0):
                 batch = move_to(self.task.collate([items[i] for i in idx]), self.device)
-                out.append((module(batch), batch))
+                with torch.no_grad():
+                    output = module(batch)
+                yield output, batch
         finally:
             module.train(was_training)
-        return out
 
     def _evaluate_encoded(self, enc: Encoded, batch_size: int | None = None) -> dict[str, float]:
         acc = EvalAccumulator()

@@ -8,40 +8,37 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from seqlab.config import from_dict, to_dict
-from seqlab.data.batching import TruncationPolicy, TruncationReport, pad_sequences, truncate
+from seqlab.data.batching import TruncationPolicy, pad_sequences
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError
 from seqlab.metrics.classification import accuracy, macro_f1
 from seqlab.tasks.base import Batch, Encoded, Example, Item, Task
-from seqlab.tasks.text import TextCodec, as_tokens
+from seqlab.tasks.text import TextCodec, TextOptions, as_tokens, encode_text_items
 
 __all__ = ["ClassificationConfig", "ClassificationTask", "text_field"]
 
 
 @dataclass(frozen=True)
-class ClassificationConfig:
-    """How text becomes ids, and the length limit. ``max_len=None`` means no limit."""
+class ClassificationConfig(TextOptions):
+    """Text settings (words, lowercased, by default) and the length limit; ``max_len=None``
+    means no limit."""
 
-    tokenizer: Literal["word", "char", "bpe", "unigram"] = "word"
     lowercase: bool = True
-    min_freq: int = 1
     max_vocab: int | None = 50000
-    vocab_size: int = 8000
     max_len: int | None = 256
     truncation: TruncationPolicy = "head"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.max_len is not None and self.max_len < 1:
             raise ConfigError(f"max_len must be >= 1 or None, found {self.max_len}")
-        if self.min_freq < 1:
-            raise ConfigError(f"min_freq must be >= 1, found {self.min_freq}")
 
 
 def text_field(example: Example, index: int) -> str | list[str]:
@@ -51,22 +48,6 @@ def text_field(example: Example, index: int) -> str | list[str]:
     if "text" in example:
         return as_tokens(example["text"], "text", index)
     raise DataError(None, None, f"example {index}: a 'text' or 'tokens' field", f"keys {sorted(example)}")
-
-
-def encode_text_items(
-    codec: TextCodec, values: Sequence[str | Sequence[str]], max_len: int | None, policy: TruncationPolicy
-) -> tuple[list[list[int]], TruncationReport]:
-    """Encode and truncate a list of inputs, counting the truncated ones."""
-    out: list[list[int]] = []
-    n_cut = longest = 0
-    for v in values:
-        ids = codec.encode(v)
-        longest = max(longest, len(ids))
-        kept, cut = truncate(ids, max_len, policy)
-        n_cut += int(cut)
-        out.append(kept if kept else [codec.fitted_vocab.unk_id])
-    report = TruncationReport(n_examples=len(values), n_truncated=n_cut, max_len=max_len, policy=policy, longest=longest)
-    return out, report
 
 
 class ClassificationTask(Task):
@@ -82,8 +63,7 @@ class ClassificationTask(Task):
 
     def __init__(self, config: ClassificationConfig | None = None) -> None:
         self.config = config or ClassificationConfig()
-        c = self.config
-        self.codec = TextCodec(c.tokenizer, c.lowercase, c.min_freq, c.max_vocab, c.vocab_size)
+        self.codec = TextCodec.from_options(self.config)
         self.labels: Vocab | None = None
 
     def fit(self, examples: Sequence[Example]) -> ClassificationTask:

@@ -23,8 +23,7 @@ from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError
 from seqlab.metrics.spans import span_scores, token_accuracy
 from seqlab.tasks.base import Batch, Encoded, Example, Item, Task
-from seqlab.tasks.classification import encode_text_items
-from seqlab.tasks.text import TextCodec, as_tokens
+from seqlab.tasks.text import TextCodec, as_tokens, encode_text_items
 
 __all__ = ["LabelingConfig", "LabelingTask", "detect_scheme"]
 

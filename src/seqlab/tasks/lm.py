@@ -23,21 +23,20 @@ from seqlab.data.batching import TruncationReport, pad_sequences
 from seqlab.errors import ConfigError, DataError
 from seqlab.metrics.lm import bits_per_unit, perplexity
 from seqlab.tasks.base import Batch, Encoded, Example, Item, Task
-from seqlab.tasks.text import TextCodec, as_tokens
+from seqlab.tasks.text import TextCodec, TextOptions, as_tokens
 
 __all__ = ["LMConfig", "LMTask", "stream_blocks"]
 
 
 @dataclass(frozen=True)
-class LMConfig:
-    tokenizer: Literal["char", "word", "bpe", "unigram"] = "char"
-    lowercase: bool = False
-    min_freq: int = 1
-    max_vocab: int | None = None
-    vocab_size: int = 8000
+class LMConfig(TextOptions):
+    """Text settings (characters by default) and the training context length."""
+
+    tokenizer: Literal["word", "char", "bpe", "unigram"] = "char"
     block_size: int = 128
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.block_size < 1:
             raise ConfigError(f"block_size must be >= 1, found {self.block_size}")
 
@@ -74,8 +73,7 @@ class LMTask(Task):
 
     def __init__(self, config: LMConfig | None = None) -> None:
         self.config = config or LMConfig()
-        c = self.config
-        self.codec = TextCodec(c.tokenizer, c.lowercase, c.min_freq, c.max_vocab, c.vocab_size)
+        self.codec = TextCodec.from_options(self.config)
         self._char_len: Tensor | None = None
 
     def fit(self, examples: Sequence[Example]) -> LMTask:

@@ -32,7 +32,7 @@ __all__ = ["MLMConfig", "MLMTask", "mask_tokens"]
 class MLMConfig(LMConfig):
     """The LM's text options (word tokens by default) plus the masking rate."""
 
-    tokenizer: Literal["char", "word", "bpe", "unigram"] = "word"
+    tokenizer: Literal["word", "char", "bpe", "unigram"] = "word"
     mask_prob: float = 0.15
 
     def __post_init__(self) -> None:

@@ -9,13 +9,30 @@ unigram), ``lowercase``, ``min_freq``/``max_vocab`` for counted vocabularies and
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
+from seqlab.data.batching import TruncationPolicy, TruncationReport, truncate
 from seqlab.data.tokenizers import Tokenizer, make_tokenizer, tokenizer_from_json
 from seqlab.data.vocab import Vocab
-from seqlab.errors import DataError, SeqlabError
+from seqlab.errors import ConfigError, DataError, SeqlabError
 
-__all__ = ["TextCodec", "as_tokens"]
+__all__ = ["TextCodec", "TextOptions", "as_tokens", "encode_text_items"]
+
+
+@dataclass(frozen=True)
+class TextOptions:
+    """The text settings every text task shares; task configs extend it (and may change defaults)."""
+
+    tokenizer: Literal["word", "char", "bpe", "unigram"] = "word"
+    lowercase: bool = False
+    min_freq: int = 1
+    max_vocab: int | None = None
+    vocab_size: int = 8000
+
+    def __post_init__(self) -> None:
+        if self.min_freq < 1:
+            raise ConfigError(f"min_freq must be >= 1, found {self.min_freq}")
 
 
 def as_tokens(value: Any, field: str, index: int) -> list[str] | str:
@@ -99,6 +116,10 @@ class TextCodec:
         }
 
     @classmethod
+    def from_options(cls, o: TextOptions) -> TextCodec:
+        return cls(o.tokenizer, o.lowercase, o.min_freq, o.max_vocab, o.vocab_size)
+
+    @classmethod
     def from_state(cls, state: dict[str, Any]) -> TextCodec:
         codec = cls(
             tokenizer=state["tokenizer"],
@@ -110,3 +131,20 @@ class TextCodec:
         codec.tokenizer = tokenizer_from_json(state["tokenizer_state"])
         codec.vocab = None if state["vocab"] is None else Vocab.from_json(state["vocab"])
         return codec
+
+
+def encode_text_items(
+    codec: TextCodec, values: Sequence[str | Sequence[str]], max_len: int | None, policy: TruncationPolicy
+) -> tuple[list[list[int]], TruncationReport]:
+    """Encode and truncate a list of inputs, counting the truncated ones (an empty input
+    becomes one ``<unk>`` so every row has a real position)."""
+    out: list[list[int]] = []
+    n_cut = longest = 0
+    for v in values:
+        ids = codec.encode(v)
+        longest = max(longest, len(ids))
+        kept, cut = truncate(ids, max_len, policy)
+        n_cut += int(cut)
+        out.append(kept if kept else [codec.fitted_vocab.unk_id])
+    report = TruncationReport(n_examples=len(values), n_truncated=n_cut, max_len=max_len, policy=policy, longest=longest)
+    return out, report

@@ -212,7 +212,7 @@ class _Run:
                 (loss_sum if weight else loss_sum * 0.0).backward()
             acc[:2] += sums * weight
             mask = batch.get("mask")
-            acc[3] += (float(mask.sum()) if isinstance(mask, Tensor) else float(sums[1])) * weight
+            acc[3] += (mask.sum() if isinstance(mask, Tensor) else sums[1]) * weight  # no host sync
         elapsed = time.perf_counter() - self.start
         acc[2] = float(self.cfg.max_time is not None and elapsed >= self.cfg.max_time)
         loss_sum_g, units_g, flag, tokens_g = distributed.all_reduce_sum(acc).tolist()
