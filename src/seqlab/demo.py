@@ -1,8 +1,10 @@
-"""``make demo``: three models on real bundled data, one table, one Shakespeare sample.
+"""``make demo``: neural and classical models on real bundled data, one table, one Shakespeare sample.
 
-Each model trains under a wall-clock budget (``budget`` seconds, default 90) on 2 CPU cores:
-a bidirectional LSTM tagger on WNUT-16 NER, a GRU sentiment classifier on the tweets
-corpus, and an LSTM character language model on Shakespeare.
+Each neural model trains under a wall-clock budget (``budget`` seconds, default 90) on 2 CPU
+cores: a bidirectional LSTM tagger on WNUT-16 NER, a GRU sentiment classifier on the tweets
+corpus, and an LSTM character language model on Shakespeare. Beside them, in the same table, the
+classical families on the same splits: an HMM tagger (TnT suffix model) and a feature CRF on
+WNUT-16, and a modified Kneser-Ney 5-gram character model on Shakespeare.
 """
 
 from __future__ import annotations
@@ -25,12 +27,18 @@ class DemoJob:
     model: dict[str, Any]
     train: dict[str, Any]
     task: dict[str, Any]
+    label: str = ""  # the model column; default "family (bi|uni)"
+
+    def name(self) -> str:
+        return self.label or f"{self.family} ({'bi' if self.model.get('bidirectional') else 'uni'})"
 
 
 JOBS: tuple[DemoJob, ...] = (
     DemoJob("wnut16", "lstm", "f1",
             {"bidirectional": True, "embedding_dim": 100, "hidden_size": 128, "dropout": 0.3, "word_dropout": 0.1},
             {"epochs": 40, "batch_size": 16, "lr": 3e-3, "patience": 6, "warmup_steps": 50}, {}),
+    DemoJob("wnut16", "hmm", "f1", {}, {}, {}, "HMM (TnT suffixes)"),
+    DemoJob("wnut16", "crf", "f1", {"c1": 0.05, "c2": 0.05, "max_iterations": 100}, {}, {}, "feature CRF (L-BFGS)"),
     DemoJob("tweets", "gru", "accuracy",
             {"bidirectional": True, "embedding_dim": 100, "hidden_size": 128, "dropout": 0.3, "word_dropout": 0.1,
              "pooling": "max"},
@@ -38,20 +46,24 @@ JOBS: tuple[DemoJob, ...] = (
     DemoJob("shakespeare_char", "lstm", "bits_per_char",
             {"embedding_dim": 128, "hidden_size": 384, "num_layers": 1, "dropout": 0.1},
             {"epochs": 1, "max_steps": 500, "batch_size": 32, "lr": 4e-3, "warmup_steps": 50, "clip_norm": 1.0}, {"block_size": 128}),
+    DemoJob("shakespeare_char", "ngram", "bits_per_char", {"order": 5, "smoothing": "kneser_ney"}, {}, {"block_size": 128},
+            "5-gram (modified Kneser-Ney)"),
 )
 
 
 def run_demo(out: Path = Path("runs/demo"), budget: float = 90.0, jobs: tuple[DemoJob, ...] = JOBS) -> list[dict[str, Any]]:
     """Train every job, print the table and a sample; returns the table rows."""
     from seqlab.data.datasets import load
-    from seqlab.models.registry import build
+    from seqlab.models.registry import build, get_family
 
     rows: list[dict[str, Any]] = []
     lm = None
     for job in jobs:
         ds = load(job.dataset)
-        print(f"\n== {job.dataset}: {job.family} ({ds.info.size}) ==", flush=True)
-        model = build(job.family, ds, task_options=job.task, train={**job.train, "max_time": budget}, **job.model)
+        print(f"\n== {job.dataset}: {job.name()} ({ds.info.size}) ==", flush=True)
+        neural = get_family(job.family).kind == "neural"
+        train = {**job.train, "max_time": budget} if neural else None
+        model = build(job.family, ds, task_options=job.task, train=train, **job.model)
         start = time.perf_counter()
         model.fit(ds.train, valid=ds.valid, run_dir=out / job.dataset / "train", resume=False)
         seconds = time.perf_counter() - start
@@ -59,11 +71,11 @@ def run_demo(out: Path = Path("runs/demo"), budget: float = 90.0, jobs: tuple[De
         metrics = model.evaluate(ds.test)
         path = model.save(out / job.dataset / "model")
         rows.append({
-            "task": ds.task, "model": f"{job.family} ({'bi' if job.model.get('bidirectional') else 'uni'})",
+            "task": ds.task, "model": job.name(),
             "dataset": job.dataset, "metric": job.metric, "valid": valid[job.metric], "test": metrics[job.metric],
             "parameters": model.n_parameters, "train_s": seconds, "saved": str(path),
         })
-        if ds.task == "lm":
+        if ds.task == "lm" and neural:
             lm = model
     table = [(r["task"], r["model"], r["dataset"], r["metric"], f"{r['valid']:.4f}", f"{r['test']:.4f}",
               f"{r['parameters']:,}", f"{r['train_s']:.0f}s", r["saved"]) for r in rows]

@@ -8,20 +8,28 @@
 
 Attention pooling scores each state with a one-hidden-layer MLP and takes the masked softmax
 average (Yang et al. 2016, without the context vector's separate embedding).
+
+- :class:`CRFTokenHead` is a TokenHead whose (B, T, C) scores are the emissions of a linear-chain
+  CRF (Lample et al. 2016): the loss is the CRF negative log-likelihood and decoding is
+  Viterbi, constrained to well-formed IOB2 / IOBES spans when the task uses one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from seqlab.errors import ConfigError
+from seqlab.inference import Constraints, span_constraints
+from seqlab.models.crf_layer import CRF
 from seqlab.models.layers import last_index
 
-__all__ = ["SequenceHead", "TokenHead", "LMHead", "masked_mean", "masked_max", "Pooling"]
+__all__ = [
+    "SequenceHead", "TokenHead", "CRFTokenHead", "LMHead", "masked_mean", "masked_max", "Pooling", "crf_constraints",
+]
 
 Pooling = Literal["last", "mean", "max", "attention"]
 LastFn = Callable[[Tensor, Tensor], Tensor]
@@ -87,6 +95,39 @@ class TokenHead(nn.Module):
 
     def forward(self, h: Tensor, mask: Tensor) -> Tensor:
         return self.out(self.dropout(h))  # (B, T, C)
+
+
+def crf_constraints(tags: Sequence[str], scheme: str) -> Constraints | None:
+    """Span well-formedness for a tag vocabulary (None when the scheme is "none").
+
+    A tag outside the scheme (a special entry such as "<pad>") is constrained like "O": it
+    closes any open span, so decoded paths stay well-formed whatever the vocabulary holds.
+    """
+    if scheme not in ("IOB2", "IOBES"):
+        return None
+    prefixes = ("B-", "I-") if scheme == "IOB2" else ("B-", "I-", "E-", "S-")
+    as_scheme = [t if t == "O" or (t[:2] in prefixes and len(t) > 2) else "O" for t in tags]
+    return span_constraints(as_scheme, scheme)
+
+
+class CRFTokenHead(nn.Module):
+    """Per-position emission scores (B, T, H) -> (B, T, C) plus the CRF that ties them."""
+
+    def __init__(self, dim: int, n_classes: int, dropout: float = 0.0, constraints: Constraints | None = None) -> None:
+        super().__init__()
+        self.emit = TokenHead(dim, n_classes, dropout)
+        self.crf = CRF(n_classes, constraints)
+
+    def forward(self, h: Tensor, mask: Tensor) -> Tensor:
+        return self.emit(h, mask)  # (B, T, C) emissions
+
+    def nll(self, emissions: Tensor, labels: Tensor, mask: Tensor) -> Tensor:
+        """Summed CRF NLL over the batch; labels -100 (unknown) are summed out."""
+        return self.crf.nll(emissions.float(), labels, mask, reduction="sum")
+
+    def decode(self, emissions: Tensor, mask: Tensor) -> Tensor:
+        """(B, T) best tag ids under the constraints, 0 on padding."""
+        return self.crf.decode(emissions.float(), mask)
 
 
 class LMHead(nn.Module):

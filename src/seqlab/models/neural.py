@@ -22,7 +22,7 @@ from seqlab.config import from_dict, to_dict
 from seqlab.data.batching import BatchSource, BucketBatchSampler, move_to
 from seqlab.errors import ConfigError, SeqlabError
 from seqlab.io import read_tensors, write_json, write_tensors
-from seqlab.models.heads import LMHead, SequenceHead, TokenHead
+from seqlab.models.heads import CRFTokenHead, LMHead, SequenceHead, TokenHead, crf_constraints
 from seqlab.models.layers import CharCNN, TokenEmbedding
 from seqlab.tasks import Encoded, EvalAccumulator, Example, Task, task_from_state
 from seqlab.train.checkpoint import atomic_directory
@@ -34,9 +34,14 @@ EncoderFactory = Callable[[Any, int], nn.Module]
 
 
 class NeuralModule(nn.Module):
-    """``batch`` -> task output: (B, C), (B, T, C) or (B, T, V) logits."""
+    """``batch`` -> task output: (B, C), (B, T, C) or (B, T, V) logits.
 
-    def __init__(self, task: Task, config: Any, make_encoder: EncoderFactory) -> None:
+    ``head="crf"`` (token labeling only) puts a linear-chain CRF over the (B, T, C) scores;
+    ``module(batch, loss=True)`` then returns the batch's summed CRF NLL, so the loss runs
+    inside ``forward`` (as DDP needs for the CRF's gradients to be synchronised).
+    """
+
+    def __init__(self, task: Task, config: Any, make_encoder: EncoderFactory, head: str | None = None) -> None:
         super().__init__()
         c = config
         self.embed = TokenEmbedding(task.input_size, c.embedding_dim, c.dropout, c.word_dropout)
@@ -49,9 +54,15 @@ class NeuralModule(nn.Module):
         dim: int = getattr(self.encoder, "output_dim")  # noqa: B009 (an nn.Module attribute)
         if task.causal and not getattr(self.encoder, "causal", False):
             raise ConfigError(f"task {task.name!r} needs a causal encoder; set bidirectional=false")
+        if head == "crf" and task.output != "token":
+            raise ConfigError(f"head 'crf' is for token labeling; task {task.name!r} predicts {task.output!r}")
         self.head: nn.Module
         if task.output == "sequence":
             self.head = SequenceHead(dim, task.output_size, c.pooling, c.dropout, getattr(self.encoder, "last", None))
+        elif head == "crf":
+            tags = getattr(task, "tag_vocab").itos  # noqa: B009 (the labeling task's tags)
+            constraints = crf_constraints(tags, str(getattr(task, "scheme", "none")))
+            self.head = CRFTokenHead(dim, task.output_size, c.dropout, constraints)
         elif task.output == "token":
             self.head = TokenHead(dim, task.output_size, c.dropout)
         elif task.output in ("next_token", "masked_token"):
@@ -60,13 +71,23 @@ class NeuralModule(nn.Module):
         else:
             raise ConfigError(f"this family has no head for task output {task.output!r}")
 
-    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+    def forward(self, batch: dict[str, Tensor], loss: bool = False) -> Tensor:
         mask = batch["mask"]  # (B, T) bool
         x = self.embed(batch["input_ids"])  # (B, T, E)
         if self.chars is not None:
             x = torch.cat([x, self.chars(batch["chars"])], dim=-1)  # (B, T, E + F)
         h = self.encoder(x, mask)  # (B, T, H)
-        return self.head(h, mask)
+        out: Tensor = self.head(h, mask)
+        if loss:
+            if not isinstance(self.head, CRFTokenHead):
+                raise SeqlabError("forward(loss=True) is for the CRF head; other heads use the task's loss")
+            return self.head.nll(out, batch["labels"], mask)  # () summed NLL
+        return out
+
+
+def _labelled(batch: dict[str, Tensor]) -> Tensor:
+    """Number of real tokens with a known label: () long."""
+    return ((batch["labels"] != -100) & batch["mask"]).sum()
 
 
 class NeuralModel:
@@ -76,9 +97,10 @@ class NeuralModel:
 
     def __init__(
         self, family: str, task: Task, config: Any, make_encoder: EncoderFactory,
-        train: TrainConfig | None = None, device: str = "cpu",
+        train: TrainConfig | None = None, device: str = "cpu", head: str | None = None,
     ) -> None:
         self.family = family
+        self.head = head  # None = the task's default head
         self.task = task
         self.config = config
         self.make_encoder = make_encoder
@@ -92,7 +114,7 @@ class NeuralModel:
     def _build_module(self) -> NeuralModule:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)
-            module = NeuralModule(self.task, self.config, self.make_encoder)
+            module = NeuralModule(self.task, self.config, self.make_encoder, self.head)
         return module.to(self.device)
 
     @property
@@ -114,7 +136,26 @@ class NeuralModel:
         return BatchSource(enc.items, self.task.collate, sampler, seed=self.train_config.seed)
 
     def _loss(self, module: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        return self.task.loss(module(batch), batch)  # the trainer has moved the batch already
+        # the trainer has moved the batch already
+        if self.head == "crf":
+            # CRF NLL summed over sequences; units = labelled tokens, so the reported loss is
+            # per token like the softmax head's (a sequence's NLL spread over its tokens)
+            return module(batch, loss=True), _labelled(batch)
+        return self.task.loss(module(batch), batch)
+
+    def _output_loss(self, output: Tensor, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Loss sum and units of an eval-mode output (no DDP here)."""
+        head = self.module.head
+        if isinstance(head, CRFTokenHead):
+            with torch.no_grad():
+                return head.nll(output, batch["labels"], batch["mask"]), _labelled(batch)
+        return self.task.loss(output, batch)
+
+    def _decode(self, output: Tensor, batch: dict[str, Tensor]) -> list[Any]:
+        head = self.module.head
+        if isinstance(head, CRFTokenHead):
+            return getattr(self.task, "decode_ids")(head.decode(output, batch["mask"]), batch)  # noqa: B009
+        return self.task.decode(output, batch)
 
     def fit(
         self, train: Sequence[Example], valid: Sequence[Example] | None = None, *,
@@ -170,8 +211,8 @@ class NeuralModel:
     def _evaluate_encoded(self, enc: Encoded, batch_size: int | None = None) -> dict[str, float]:
         acc = EvalAccumulator()
         for output, batch in self._outputs(enc.items, batch_size or self.train_config.batch_size):
-            nll, n = self.task.loss(output, batch)
-            acc.add(nll, n, self.task.decode(output, batch), batch["index"])
+            nll, n = self._output_loss(output, batch)
+            acc.add(nll, n, self._decode(output, batch), batch["index"])
         preds = acc.ordered(len(enc.items))
         return self.task.metrics(preds, enc.references, acc.nll_sum, acc.n_units)
 
@@ -190,7 +231,7 @@ class NeuralModel:
     def predict(self, inputs: Sequence[Any]) -> list[Any]:
         """Labels (classification), tag lists (labeling) or next tokens (lm) for raw inputs."""
         fn = getattr(self.task, "next_tokens", None) if self.task.name == "lm" else None
-        return self._predict_rows(inputs, fn or self.task.decode)
+        return self._predict_rows(inputs, fn or self._decode)
 
     def predict_proba(self, inputs: Sequence[Any]) -> list[dict[str, float]]:
         fn = getattr(self.task, "probabilities", None)
@@ -222,6 +263,7 @@ class NeuralModel:
             "seqlab_version": seqlab.__version__,
             "kind": self.kind,
             "family": self.family,
+            "head": self.head,
             "task": self.task.name,
             "task_state": self.task.state(),
             "model_config": to_dict(self.config),
@@ -233,7 +275,7 @@ class NeuralModel:
         task = task_from_state(meta["task"], meta["task_state"])
         model = cls(
             meta["family"], task, from_dict(config_cls, meta["model_config"]), make_encoder,
-            from_dict(TrainConfig, meta["train_config"]),
+            from_dict(TrainConfig, meta["train_config"]), head=meta.get("head"),
         )
         model.module_ = model._build_module()
         state = read_tensors(Path(path) / "model.safetensors")

@@ -1,7 +1,9 @@
 """The model registry: one line per family, imported lazily.
 
-Adding a family is one new file (a frozen config dataclass and an encoder taking
-``(config, input_dim)``) plus one line here; the contract tests then cover it.
+Adding a neural family is one new file (a frozen config dataclass and an encoder taking
+``(config, input_dim)``) plus one line here; a classical family is one file with a config
+dataclass and a :class:`~seqlab.models.classical.base.ClassicalModel` subclass named in
+``estimator``. The contract tests then cover it.
 """
 
 from __future__ import annotations
@@ -30,11 +32,16 @@ class Family:
     description: str
     module: str
     config: str
-    encoder: str
+    encoder: str  # neural: the encoder factory; classical: "" (see estimator)
     tasks: tuple[str, ...]
     context: str  # "causal or bidirectional", "causal", ...
     defaults: Mapping[str, Any] = field(default_factory=dict)
     heads: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # task -> valid head names
+    estimator: str = ""  # classical: the ClassicalModel subclass in ``module``
+
+    @property
+    def kind(self) -> str:
+        return "classical" if self.estimator else "neural"
 
     def config_class(self) -> type:
         cls: type = getattr(importlib.import_module(self.module), self.config)
@@ -43,9 +50,12 @@ class Family:
     def encoder_factory(self) -> Any:
         return getattr(importlib.import_module(self.module), self.encoder)
 
+    def estimator_class(self) -> Any:
+        return getattr(importlib.import_module(self.module), self.estimator)
+
 
 _RNN_TASKS = ("classification", "labeling", "lm", "mlm")
-_RNN_HEADS = {"labeling": ("softmax",)}
+_RNN_HEADS = {"labeling": ("softmax", "crf")}
 
 FAMILIES: dict[str, Family] = {
     "lstm": Family("lstm", "LSTM (Hochreiter & Schmidhuber 1997)", "seqlab.models.rnn", "RNNConfig", "RNNEncoder",
@@ -54,6 +64,15 @@ FAMILIES: dict[str, Family] = {
                   _RNN_TASKS, "causal, or bidirectional", {"cell": "gru"}, _RNN_HEADS),
     "elman": Family("elman", "Elman RNN (Elman 1990)", "seqlab.models.rnn", "RNNConfig", "RNNEncoder",
                     _RNN_TASKS, "causal, or bidirectional", {"cell": "elman"}, _RNN_HEADS),
+    "ngram": Family("ngram", "n-gram LM: ML, add-k, modified Kneser-Ney (Chen & Goodman 1998)",
+                    "seqlab.models.classical.ngram", "NGramConfig", "", ("lm",), "causal (order - 1 tokens)",
+                    estimator="NGramModel"),
+    "hmm": Family("hmm", "hidden Markov model: counting + TnT suffixes, or Baum-Welch",
+                  "seqlab.models.classical.hmm", "HMMConfig", "", ("labeling", "lm"), "whole sequence",
+                  estimator="HMMModel"),
+    "crf": Family("crf", "feature-based linear-chain CRF (Lafferty et al. 2001), L-BFGS / OWL-QN",
+                  "seqlab.models.classical.crf", "CRFConfig", "", ("labeling",), "whole sequence (features: a window)",
+                  estimator="CRFModel"),
 }
 ALIASES: dict[str, str] = {"rnn": "elman"}
 
@@ -88,7 +107,7 @@ def build(
     head: str | None = None,
     device: str = "cpu",
     **config: Any,
-) -> NeuralModel:
+) -> Any:
     """Build an unfitted model of family ``name`` for ``task``.
 
     ``config`` sets the family's hyperparameters (an unknown key is an error that lists the
@@ -104,14 +123,21 @@ def build(
     cfg_cls = fam.config_class()
     check_keys(config, [f.name for f in fields(cfg_cls)], f"model {fam.name}")
     cfg: Any = from_dict(cfg_cls, {**fam.defaults, **config}, where=f"model {fam.name}")
+    if fam.kind == "classical":
+        if train:
+            raise ConfigError(
+                f"model {fam.name!r} is fitted by its own estimator and takes no [train] settings; "
+                f"its settings are model settings: {', '.join(f.name for f in fields(cfg_cls))}"
+            )
+        return fam.estimator_class()(fam.name, the_task, cfg)
     if isinstance(train, Mapping) or train is None:
         train_cfg = from_dict(TrainConfig, dict(train or {}), where="train")
     else:
         train_cfg = train
-    return NeuralModel(fam.name, the_task, cfg, fam.encoder_factory(), train_cfg, device=device)
+    return NeuralModel(fam.name, the_task, cfg, fam.encoder_factory(), train_cfg, device=device, head=head)
 
 
-def load(path: str | Path) -> NeuralModel:
+def load(path: str | Path) -> Any:
     """Load a model saved with ``model.save(path)`` (safetensors + JSON; nothing is unpickled).
 
     ``path`` may also be a run directory written by ``seqlab train`` (its model is in ``model/``).
@@ -122,4 +148,6 @@ def load(path: str | Path) -> NeuralModel:
     if not isinstance(meta, dict) or "family" not in meta:
         raise SeqlabError(f"{path}: config.json does not describe a seqlab model")
     fam = get_family(meta["family"])
+    if fam.kind == "classical":
+        return fam.estimator_class().from_saved(path, meta, fam.config_class())
     return NeuralModel.from_saved(path, meta, fam.config_class(), fam.encoder_factory())

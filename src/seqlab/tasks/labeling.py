@@ -25,7 +25,7 @@ from seqlab.metrics.spans import span_scores, token_accuracy
 from seqlab.tasks.base import Batch, Encoded, Example, Item, Task
 from seqlab.tasks.text import TextCodec, as_tokens, encode_text_items
 
-__all__ = ["LabelingConfig", "LabelingTask", "detect_scheme"]
+__all__ = ["LabelingConfig", "LabelingTask", "detect_scheme", "tokens_tags"]
 
 _BIO = re.compile(r"^(O|[BIES]-.+)$")
 
@@ -59,7 +59,7 @@ class LabelingConfig:
             raise ConfigError(f"max_word_len must be >= 1, found {self.max_word_len}")
 
 
-def _tokens_tags(ex: Example, index: int) -> tuple[list[str], list[str]]:
+def tokens_tags(ex: Example, index: int) -> tuple[list[str], list[str]]:
     toks = as_tokens(ex.get("tokens"), "tokens", index)
     tags = as_tokens(ex.get("tags", []), "tags", index)
     if isinstance(toks, str) or isinstance(tags, str):
@@ -94,7 +94,7 @@ class LabelingTask(Task):
         self.main_metric = "token_accuracy" if self.scheme == "none" else "f1"
 
     def fit(self, examples: Sequence[Example]) -> LabelingTask:
-        pairs = [_tokens_tags(ex, i) for i, ex in enumerate(examples)]
+        pairs = [tokens_tags(ex, i) for i, ex in enumerate(examples)]
         self.codec.fit(t for t, _ in pairs)
         self.char_vocab = Vocab.build(t for toks, _ in pairs for t in toks) if self.use_chars else None
         tag_seqs = [g for _, g in pairs]
@@ -132,7 +132,7 @@ class LabelingTask(Task):
         return len(self.tag_vocab)
 
     def encode(self, examples: Sequence[Example]) -> Encoded:
-        pairs = [_tokens_tags(ex, i) for i, ex in enumerate(examples)]
+        pairs = [tokens_tags(ex, i) for i, ex in enumerate(examples)]
         ids, report = encode_text_items(self.codec, [t for t, _ in pairs], self.config.max_len, self.config.truncation)
         stoi = self.tag_vocab.stoi
         items = []
@@ -215,3 +215,6 @@ class LabelingTask(Task):
             task.char_vocab = Vocab.from_json(state["chars"])
         task._set_main_metric()
         return task
+
+
+_tokens_tags = tokens_tags  # the earlier private name

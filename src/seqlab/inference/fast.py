@@ -1,0 +1,282 @@
+"""Fast linear-chain forward-backward and Viterbi (the readable versions are in semiring.py).
+
+Shapes: B batch, T time, N states; work tensors are time-major (T, B, N) so a step is a
+contiguous slice.
+
+Forward-backward runs in probability space with per-step rescaling (Rabiner 1989, sec. V.A;
+hmmlearn's "scaling" implementation): with shared transitions a step is one (B, N) @ (N, N)
+matrix product, i.e. BLAS, instead of a logsumexp over a (B, N, N) tensor. Scores are shifted
+by their maxima before ``exp`` (transitions, start, end and emissions each by a scalar),
+and the work is done in float64 whatever the input dtype. A sequence whose scale factor ever
+falls below ``_TINY`` (probability mass lost to underflow, or no path at all) is recomputed in
+log space by the reference recursions, so -inf scores and huge ranges stay exact.
+
+Written by hand because no installed library runs a batched, masked chain DP this way:
+pytorch-crf and pytorch-struct run logsumexp over (B, N, N) per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from seqlab.inference.semiring import log_alphas, log_betas
+
+__all__ = [
+    "ScaledForward", "scaled_forward", "scaled_marginals", "log_space_marginals", "viterbi_fast", "LogPartition",
+]
+
+_TINY = 1e-200  # a scale factor below this (float64) sends the sequence to the log-space path
+_NO_SHIFT = 300.0  # emissions whose maximum is within +-this are exponentiated unshifted
+_WORK = torch.float64
+
+
+def _shifted_exp(x: Tensor) -> tuple[Tensor, Tensor]:
+    """exp(x - max finite x) and that max (0 when nothing is finite)."""
+    finite = x[torch.isfinite(x)]
+    shift = finite.max() if finite.numel() else x.new_zeros(())
+    return torch.exp(x - shift), shift
+
+
+@dataclass
+class ScaledForward:
+    """What the backward pass reuses: scaled alphas (T, B, N), scales (T, B), exps of scores."""
+
+    A: Tensor  # (T, B, N) normalised alphas, 0 on padding
+    C: Tensor  # (T, B) scale factors, 1 on padding
+    E: Tensor  # (T, B, N) exp(emissions - per-step max)
+    P: Tensor  # (N, N) exp(transitions - max)
+    F: Tensor  # (N,) exp(end - max)
+    c_end: Tensor  # (B,)
+    mask_t: Tensor  # (T, B) bool
+    lengths: Tensor  # (B,)
+    log_z: Tensor  # (B,) float64
+    bad: Tensor  # (B,) bool: recompute in log space
+
+
+def scaled_forward(emissions: Tensor, transitions: Tensor, start: Tensor, end: Tensor, mask: Tensor) -> ScaledForward:
+    """Scaled forward pass; all inputs already validated, T >= 1."""
+    all_real = bool(mask.all())
+    e = emissions.detach().to(_WORK)  # (B, T, N)
+    if not all_real:
+        e = e.masked_fill(~mask.unsqueeze(-1), 0.0)
+    B, T, N = e.shape
+    top = e.amax() if e.numel() else e.new_zeros(())
+    shift = top if bool(torch.isfinite(top)) and abs(float(top)) > _NO_SHIFT else e.new_zeros(())
+    # exp(e - shift) in the time-major layout: one pass without a shift (the usual case); a
+    # step whose scores all sit ~700 below the top underflows to 0 and goes to the log path
+    E = torch.empty(T, B, N, dtype=_WORK, device=e.device)  # (T, B, N)
+    if float(shift) == 0.0:
+        torch.exp(e.transpose(0, 1), out=E)
+    else:
+        torch.sub(e.transpose(0, 1), shift, out=E).exp_()
+    P, tau = _shifted_exp(transitions.detach().to(_WORK))
+    S, sig = _shifted_exp(start.detach().to(_WORK))
+    F, phi = _shifted_exp(end.detach().to(_WORK))
+    mask_t = mask.t().contiguous()  # (T, B)
+    A = torch.empty_like(E)  # (T, B, N)
+    C = torch.empty(T, B, 1, dtype=_WORK, device=e.device)  # (T, B, 1)
+    torch.mul(S, E[0], out=A[0])
+    torch.sum(A[0], -1, keepdim=True, out=C[0])
+    A[0].div_(C[0])
+    for t in range(1, T):
+        torch.mm(A[t - 1], P, out=A[t])  # (B, N)
+        A[t].mul_(E[t])
+        torch.sum(A[t], -1, keepdim=True, out=C[t])
+        A[t].div_(C[t])
+    lengths = mask.sum(-1)  # (B,)
+    last = (lengths - 1).clamp(min=0)  # (B,)
+    alpha_last = A[T - 1] if all_real else A[last, torch.arange(B, device=e.device)]  # (B, N)
+    c_end = (alpha_last * F).sum(-1).masked_fill(lengths == 0, 1.0)  # (B,)
+    if not all_real:
+        pad = ~mask_t.unsqueeze(-1)  # (T, B, 1)
+        C.masked_fill_(pad, 1.0)
+        A.masked_fill_(pad, 0.0)
+    C = C.squeeze(-1)  # (T, B)
+    with torch.no_grad():
+        log_z = (torch.log(C).sum(0) + lengths * shift + (lengths - 1).clamp(min=0) * tau
+                 + sig + torch.log(c_end) + phi)  # (B,)
+        nonempty = lengths > 0
+        bad = nonempty & (~torch.isfinite(log_z) | (C < _TINY).any(0) | (c_end < _TINY) | ~torch.isfinite(C).all(0))
+        log_z = torch.where(nonempty, log_z, torch.zeros_like(log_z))
+        if bad.any():  # finite placeholders, so batch-wide sums stay finite; callers patch these rows
+            A[:, bad] = 0.0
+            C[:, bad] = 1.0
+            c_end = c_end.masked_fill(bad, 1.0)
+    return ScaledForward(A, C, E, P, F, c_end, mask_t, lengths, log_z, bad)
+
+
+def _betas(sf: ScaledForward, consume: bool = False) -> tuple[Tensor, Tensor]:
+    """Scaled betas (T, B, N) and G[t] = E[t] * beta[t] / C[t] on real steps (0 on padding).
+
+    node[t] = A[t] * beta[t]; edge = P * sum_t A[t]^T G[t + 1].
+    """
+    T, B, N = sf.A.shape
+    scale = (sf.mask_t / sf.C).unsqueeze(-1)  # (T, B, 1)
+    W = sf.E.mul_(scale) if consume else sf.E * scale  # (T, B, N)
+    Fn = sf.F / sf.c_end.unsqueeze(-1)  # (B, N) beta at each row's last step
+    is_last = (sf.lengths.unsqueeze(0) - 1 == torch.arange(T, device=W.device).unsqueeze(-1)).to(_WORK)  # (T, B)
+    Beta = torch.empty_like(W)  # (T, B, N)
+    G = torch.empty_like(W)  # (T, B, N)
+    PT = sf.P.t().contiguous()  # (N, N)
+    torch.mul(Fn, is_last[T - 1].unsqueeze(-1), out=Beta[T - 1])
+    torch.mul(Beta[T - 1], W[T - 1], out=G[T - 1])
+    for t in range(T - 2, -1, -1):
+        torch.addmm(Fn * is_last[t].unsqueeze(-1), G[t + 1], PT, out=Beta[t])  # (B, N)
+        torch.mul(Beta[t], W[t], out=G[t])
+    return Beta, G
+
+
+def scaled_marginals(
+    sf: ScaledForward, per_sequence: bool = True, weights: Tensor | None = None, consume: bool = False
+) -> tuple[Tensor, Tensor]:
+    """Node marginals (B, T, N) and edge counts (B, N, N), or with ``per_sequence=False`` the
+    ``weights``-weighted sum of edge counts over the batch (N, N). float64; rows flagged
+    ``bad`` are garbage here and must be replaced by the caller. ``consume`` reuses the
+    buffers of ``sf`` (no second call on it then)."""
+    Beta, G = _betas(sf, consume)
+    A, Gn = sf.A[:-1], G[1:]  # (T-1, B, N)
+    if per_sequence:
+        edge = torch.bmm(A.permute(1, 2, 0), Gn.transpose(0, 1)) * sf.P  # (B, N, N)
+    else:
+        if weights is not None:
+            Gn = Gn * weights.unsqueeze(-1)
+        N = A.shape[-1]
+        edge = (A.reshape(-1, N).t() @ Gn.reshape(-1, N)) * sf.P  # (N, N)
+    node = (sf.A.mul_(Beta) if consume else sf.A * Beta).transpose(0, 1)  # (B, T, N)
+    return node, edge
+
+
+def log_space_marginals(
+    emissions: Tensor, transitions: Tensor, start: Tensor, end: Tensor, mask: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """log Z (B,), node (B, T, N) and edge (B, N, N) marginals by log-space recursions; exact
+    for -inf scores and any range. A sequence without any valid path gets zero marginals."""
+    a = log_alphas(emissions, transitions, start, mask)  # (B, T, N)
+    b = log_betas(emissions, transitions, end, mask)  # (B, T, N)
+    lengths = mask.sum(-1)  # (B,)
+    B = emissions.shape[0]
+    last = a[torch.arange(B, device=a.device), (lengths - 1).clamp(min=0)]  # (B, N)
+    log_z = torch.where(lengths > 0, torch.logsumexp(last + end, -1), torch.zeros_like(lengths, dtype=a.dtype))
+    ok = torch.isfinite(log_z).view(B, 1, 1)
+    node = torch.where(ok, torch.exp(a + b - log_z.view(B, 1, 1)), torch.zeros_like(a))  # (B, T, N)
+    e = emissions.masked_fill(~mask.unsqueeze(-1), 0.0)
+    nxt = (e[:, 1:] + b[:, 1:]).unsqueeze(2)  # (B, T-1, 1, N)
+    xi = a[:, :-1].unsqueeze(-1) + transitions + nxt - log_z.view(B, 1, 1, 1)  # (B, T-1, N, N)
+    edge = torch.where(ok, torch.exp(xi).sum(1), torch.zeros_like(transitions).expand(B, -1, -1))  # (B, N, N)
+    return log_z, node, edge
+
+
+_CHUNK = 512  # sequences per Viterbi slice: keeps the (b, N, N) temporary in cache
+
+
+def viterbi_fast(emissions: Tensor, transitions: Tensor, start: Tensor, end: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Best paths (B, T) long (0 on padding) and their scores (B,); inputs validated, T >= 1.
+
+    Max-plus forward keeping only the max, not its index (``max`` with indices is 4-6x slower
+    than a plain max reduction on CPU), storing the alphas; the backtrack recomputes the one
+    argmax it needs per step from the stored alpha and the chosen tag's transition column,
+    i.e. (B, N) work instead of (B, N, N) backpointers. The recomputed sums are bit-identical
+    to the forward's and max is exact, so the argmax is too. Padding steps carry the alpha, so
+    rows of any length share one loop. float64 reduces with ``amax``; other dtypes sum in
+    float32 and reduce by a tree of elementwise ``maximum`` (torch 2.13's float32 ``amax`` is
+    ~5x slower than ``maximum`` over the same data on CPU, measured).
+    """
+    B = emissions.shape[0]
+    work = torch.float64 if emissions.dtype == torch.float64 else torch.float32
+    tr, st, en = (x.to(work) for x in (transitions, start, end))
+    paths, scores = [], []
+    for lo in range(0, B, _CHUNK):
+        p, sc = _viterbi_chunk(emissions[lo : lo + _CHUNK].to(work), tr, st, en, mask[lo : lo + _CHUNK])
+        paths.append(p)
+        scores.append(sc)
+    return torch.cat(paths), torch.cat(scores).to(emissions.dtype)
+
+
+def _maxplus(alpha: Tensor, trans: Tensor, trans_t: Tensor, tmp: Tensor, out: Tensor) -> Tensor:
+    """out[b, j] = max_i alpha[b, i] + trans[i, j]; ``tmp`` (B, N, N) scratch."""
+    if alpha.dtype == torch.float64:
+        torch.add(alpha.unsqueeze(1), trans_t, out=tmp)  # (B, N_to, N_from)
+        return torch.amax(tmp, dim=-1, out=out)
+    torch.add(alpha.unsqueeze(-1), trans, out=tmp)  # (B, N_from, N_to)
+    n = tmp.shape[1]
+    while n > 1:  # fold the top rows onto the bottom ones; an odd middle row waits a level
+        h = n // 2
+        torch.maximum(tmp[:, :h], tmp[:, n - h : n], out=tmp[:, :h])
+        n -= h
+    return out.copy_(tmp[:, 0])
+
+
+def _viterbi_chunk(emissions: Tensor, transitions: Tensor, start: Tensor, end: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    all_real = bool(mask.all())
+    e = emissions if all_real else emissions.masked_fill(~mask.unsqueeze(-1), 0.0)
+    e = e.transpose(0, 1).contiguous()  # (T, B, N)
+    T, B, N = e.shape
+    full = int(mask.sum(-1).min()) if B else T  # steps < full are real in every row: no select needed
+    mask_t = mask.t().unsqueeze(-1)  # (T, B, 1)
+    alphas = torch.empty_like(e)  # (T, B, N)
+    torch.add(start, e[0], out=alphas[0])
+    tmp = e.new_empty(B, N, N)
+    nxt = e.new_empty(B, N)
+    trans_t = transitions.t().contiguous()  # (N_to, N_from)
+    for t in range(1, T):
+        if t < full:
+            _maxplus(alphas[t - 1], transitions, trans_t, tmp, alphas[t]).add_(e[t])  # (B, N)
+        else:
+            _maxplus(alphas[t - 1], transitions, trans_t, tmp, nxt).add_(e[t])
+            torch.where(mask_t[t], nxt, alphas[t - 1], out=alphas[t])
+    score, tag = (alphas[T - 1] + end).max(-1)  # (B,)
+    path = torch.empty(T, B, dtype=torch.long, device=e.device)
+    path[T - 1] = tag
+    for t in range(T - 1, 0, -1):
+        prev = torch.add(alphas[t - 1], trans_t.index_select(0, tag)).argmax(-1)  # (B,) same sums as the forward
+        tag = prev if t < full else torch.where(mask_t[t, :, 0], prev, tag)
+        path[t - 1] = tag
+    return path.t().masked_fill(~mask, 0), score
+
+
+def _work(e: Tensor, tr: Tensor, s: Tensor, en: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    return e.detach().to(_WORK), tr.detach().to(_WORK), s.detach().to(_WORK), en.detach().to(_WORK)
+
+
+class LogPartition(torch.autograd.Function):
+    """log Z with the marginals as its gradient (scaled forward-backward, log-space fallback)."""
+
+    @staticmethod
+    def forward(ctx: Any, emissions: Tensor, transitions: Tensor, start: Tensor, end: Tensor, mask: Tensor) -> Tensor:
+        sf = scaled_forward(emissions, transitions, start, end, mask)
+        log_z = sf.log_z
+        bad = sf.bad.nonzero().squeeze(-1)
+        if bad.numel():
+            lz, _, _ = log_space_marginals(*_work(emissions[bad], transitions, start, end), mask[bad])
+            log_z = log_z.index_copy(0, bad, lz)
+        ctx.sf = sf
+        ctx.save_for_backward(emissions, transitions, start, end, mask)
+        return log_z.to(emissions.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        emissions, transitions, start, end, mask = ctx.saved_tensors
+        sf: ScaledForward = ctx.sf
+        g = grad.detach().to(_WORK)  # (B,)
+        bad = sf.bad.nonzero().squeeze(-1)
+        node, edge_sum = scaled_marginals(sf, per_sequence=False, weights=g.masked_fill(sf.bad, 0.0))
+        if bad.numel():
+            _, node_b, edge_b = log_space_marginals(*_work(emissions[bad], transitions, start, end), mask[bad])
+            node = node.index_copy(0, bad, node_b)
+            edge_sum = edge_sum + (edge_b * g[bad].view(-1, 1, 1)).sum(0)
+        B = node.shape[0]
+        g_node = node * g.view(B, 1, 1)  # (B, T, N)
+        lengths = sf.lengths
+        last = g_node[torch.arange(B, device=node.device), (lengths - 1).clamp(min=0)]  # (B, N)
+        return (
+            g_node.to(emissions.dtype),
+            edge_sum.to(transitions.dtype),
+            g_node[:, 0].sum(0).to(start.dtype),
+            last.sum(0).to(end.dtype),  # rows of empty sequences are all 0
+            None,
+        )
+
