@@ -2,13 +2,15 @@
 
 Same random HMM (50 states, 100 symbols) and the same 10,000 sequences of length 100 for both.
 seqlab's time includes building the (B, T, N) log emissions by indexing log B with the
-symbols. Three jobs: forward scoring (total log-likelihood), Viterbi decoding, and one
+symbols, streamed ``--chunk`` sequences per call (as a user scores a large set). Three jobs: forward scoring (total log-likelihood), Viterbi decoding, and one
 Baum-Welch E-step (posteriors + the sufficient statistics hmmlearn accumulates: start counts,
 transition counts, emission counts). Runs alternate seqlab / hmmlearn; best and median of
 ``--repeats`` are printed with the ratio hmmlearn / seqlab (> 1: seqlab is faster), and parity
 checks (log-likelihood difference, fraction of identical Viterbi paths, largest statistic gap).
+On a shared machine the wall-clock ratio swings with other load; the CPU-time ratio (process
+CPU seconds, comparable at ``--threads 1`` since hmmlearn is single-threaded) is steadier.
 
-    python bench/chain_inference.py [--n-seq 10000] [--length 100] [--states 50] [--symbols 100] [--repeats 3] [--threads 0]
+    python bench/chain_inference.py [--n-seq 10000] [--length 100] [--states 50] [--symbols 100] [--repeats 3] [--threads 0] [--chunk 1000]
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ def random_hmm(n: int, m: int, rng: np.random.Generator) -> tuple[np.ndarray, np
     return pi, A, B
 
 
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    t0 = time.perf_counter()
+def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    """Wall seconds, CPU seconds of this process (all threads), result."""
+    t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
-    return time.perf_counter() - t0, out
+    return time.perf_counter() - t0, time.process_time() - c0, out
 
 
 def main() -> None:
@@ -48,6 +51,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
+    ap.add_argument("--chunk", type=int, default=1000, help="sequences per seqlab call (gather + inference)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -68,21 +72,30 @@ def main() -> None:
     mask = torch.ones(sym.shape, dtype=torch.bool)
     end = torch.zeros(args.states, dtype=dt)
 
-    def emissions() -> torch.Tensor:
-        return log_Bt[sym]  # (B, T, N)
+    chunks = [slice(lo, lo + args.chunk) for lo in range(0, args.n_seq, args.chunk)]
+
+    def emissions(sl: slice) -> torch.Tensor:
+        return log_Bt[sym[sl]]  # (b, T, N)
 
     def sl_score() -> float:
-        return float(log_partition(emissions(), log_A, log_pi, end, mask).sum())
+        return sum(float(log_partition(emissions(sl), log_A, log_pi, end, mask[sl]).sum()) for sl in chunks)
 
     def sl_viterbi() -> tuple[torch.Tensor, torch.Tensor]:
-        return viterbi(emissions(), log_A, log_pi, end, mask)
+        outs = [viterbi(emissions(sl), log_A, log_pi, end, mask[sl]) for sl in chunks]
+        return torch.cat([p for p, _ in outs]), torch.cat([s for _, s in outs])
 
     def sl_estep() -> dict[str, torch.Tensor]:
-        post = forward_backward(emissions(), log_A, log_pi, end, mask)
-        obs_counts = torch.zeros(args.symbols, args.states, dtype=dt)
-        obs_counts.index_add_(0, sym.reshape(-1), post.node.reshape(-1, args.states))
-        return {"start": post.node[:, 0].sum(0), "trans": post.edge.sum(0), "obs": obs_counts.t(),
-                "logprob": post.log_z.sum()}
+        N = args.states
+        stats = {"start": torch.zeros(N, dtype=dt), "trans": torch.zeros(N, N, dtype=dt),
+                 "obs": torch.zeros(args.symbols, N, dtype=dt), "logprob": torch.zeros((), dtype=dt)}
+        for sl in chunks:
+            post = forward_backward(emissions(sl), log_A, log_pi, end, mask[sl])
+            stats["obs"].index_add_(0, sym[sl].reshape(-1), post.node.reshape(-1, N))
+            stats["start"] += post.node[:, 0].sum(0)
+            stats["trans"] += post.edge.sum(0)
+            stats["logprob"] += post.log_z.sum()
+        stats["obs"] = stats["obs"].t()
+        return stats
 
     def hl_estep() -> dict[str, Any]:
         stats, logprob = hmm._do_estep(X, lengths)
@@ -95,16 +108,19 @@ def main() -> None:
     }
     print(f"{args.n_seq} sequences x {args.length}, {args.states} states, {args.symbols} symbols, "
           f"seqlab {args.dtype}, torch {torch.__version__} threads={torch.get_num_threads()}")
-    print(f"{'job':36s} {'seqlab best':>12s} {'hmmlearn best':>14s} {'ratio best':>11s} {'ratio median':>13s}")
+    print(f"{'job':34s} {'seqlab best':>11s} {'hmmlearn best':>13s} {'ratio best':>10s} {'ratio median':>12s}"
+          f" {'CPU-time ratio best':>20s}")
     for name, (ours, theirs) in jobs.items():
-        ts, th = [], []
+        ts, th, cs, ch = [], [], [], []
         for _ in range(args.repeats):
-            t, out_s = timed(ours)
+            t, c, out_s = timed(ours)
             ts.append(t)
-            t, out_h = timed(theirs)
+            cs.append(c)
+            t, c, out_h = timed(theirs)
             th.append(t)
-        print(f"{name:36s} {min(ts):11.3f}s {min(th):13.3f}s {min(th) / min(ts):10.2f}x "
-              f"{statistics.median(th) / statistics.median(ts):12.2f}x")
+            ch.append(c)
+        print(f"{name:34s} {min(ts):10.3f}s {min(th):12.3f}s {min(th) / min(ts):9.2f}x "
+              f"{statistics.median(th) / statistics.median(ts):11.2f}x {min(ch) / min(cs):19.2f}x")
         if name == "forward score":
             print(f"    parity: |logL seqlab - logL hmmlearn| = {abs(out_s - out_h):.3g} (logL = {out_h:.6g})")
         elif name == "viterbi":

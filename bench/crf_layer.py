@@ -3,7 +3,8 @@
 Batch 64, lengths uniform in 20..100, 50 tags, float32, the same parameters copied into both.
 Each measurement is ``--iters`` calls; the two libraries alternate for ``--repeats`` rounds,
 and the best and median times and the ratio pytorch-crf / seqlab (> 1: seqlab faster) are
-printed, with parity checks (NLL gap, emission-gradient gap, identical decodes).
+printed, with parity checks (NLL gap, emission-gradient gap, identical decodes). The CPU-time
+ratio (process CPU seconds) is steadier than wall time on a shared machine.
 
     python bench/crf_layer.py [--batch 64] [--tags 50] [--iters 20] [--repeats 5] [--threads 0]
 """
@@ -22,11 +23,12 @@ from torchcrf import CRF as PeerCRF
 from seqlab.models.crf_layer import CRF
 
 
-def best_median(fn: Callable[[], Any], iters: int) -> float:
-    t0 = time.perf_counter()
+def per_call(fn: Callable[[], Any], iters: int) -> tuple[float, float]:
+    """Wall and process-CPU seconds per call, over ``iters`` calls."""
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(iters):
         fn()
-    return (time.perf_counter() - t0) / iters
+    return (time.perf_counter() - t0) / iters, (time.process_time() - c0) / iters
 
 
 def main() -> None:
@@ -83,16 +85,21 @@ def main() -> None:
     g1 = emissions.grad.clone()
     l2 = peer_nll()
     g2 = emissions.grad.clone()
-    print(f"parity: |NLL seqlab - pytorch-crf| = {abs(float(l1) - float(l2)):.3g} (NLL {float(l2):.6g}); "
+    print(f"parity: |NLL seqlab - pytorch-crf| = {abs(float(l1.detach()) - float(l2.detach())):.3g} (NLL {float(l2.detach()):.6g}); "
           f"max |grad gap| = {float((g1 - g2).abs().max()):.3g}; identical decodes: {ours_decode() == peer_decode()}")
-    print(f"{'job':28s} {'seqlab best':>12s} {'pytorch-crf best':>17s} {'ratio best':>11s} {'ratio median':>13s}")
+    print(f"{'job':22s} {'seqlab best':>11s} {'pytorch-crf best':>16s} {'ratio best':>10s} {'ratio median':>12s}"
+          f" {'CPU-time ratio best':>20s}")
     for name, a, b in (("NLL forward+backward", ours_nll, peer_nll), ("Viterbi decode", ours_decode, peer_decode)):
-        ta, tb = [], []
+        ta, tb, ca, cb = [], [], [], []
         for _ in range(args.repeats):
-            ta.append(best_median(a, args.iters))
-            tb.append(best_median(b, args.iters))
-        print(f"{name:28s} {min(ta) * 1e3:10.2f}ms {min(tb) * 1e3:15.2f}ms {min(tb) / min(ta):10.2f}x "
-              f"{statistics.median(tb) / statistics.median(ta):12.2f}x")
+            wall, cpu = per_call(a, args.iters)
+            ta.append(wall)
+            ca.append(cpu)
+            wall, cpu = per_call(b, args.iters)
+            tb.append(wall)
+            cb.append(cpu)
+        print(f"{name:22s} {min(ta) * 1e3:9.2f}ms {min(tb) * 1e3:14.2f}ms {min(tb) / min(ta):9.2f}x "
+              f"{statistics.median(tb) / statistics.median(ta):11.2f}x {min(cb) / min(ca):19.2f}x")
 
 
 if __name__ == "__main__":

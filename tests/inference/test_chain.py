@@ -266,3 +266,23 @@ def test_bad_inputs_raise_clear_errors() -> None:
         forward_backward(e, tr, s, en, mask.long())
     with pytest.raises(DataError, match="tag ids"):
         score(e, tr, s, en, torch.full((2, 3), 5), mask)
+
+
+def test_row_chunking_gives_the_same_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large batches run in row chunks; force 1-3 rows per chunk and compare with one chunk."""
+    import seqlab.inference.fast as fast
+
+    c = make_chain(21, [5, 0, 3, 5, 1, 4, 2], 5, 3)
+    e = c[0].clone().requires_grad_(True)
+    whole_lz = log_partition(e, *c[1:])
+    (whole_lz * torch.arange(7.0, dtype=torch.float64)).sum().backward()
+    whole = (forward_backward(*c), viterbi(*c), e.grad.clone())
+    for elems in (1, 20, 40):
+        monkeypatch.setattr(fast, "_CHUNK_ELEMS", elems)
+        e.grad = None
+        lz = log_partition(e, *c[1:])
+        (lz * torch.arange(7.0, dtype=torch.float64)).sum().backward()
+        fb, (paths, best) = forward_backward(*c), viterbi(*c)
+        assert torch.allclose(lz, whole_lz) and torch.allclose(e.grad, whole[2])
+        assert torch.allclose(fb.node, whole[0].node) and torch.allclose(fb.edge, whole[0].edge)
+        assert torch.equal(paths, whole[1][0]) and torch.allclose(best, whole[1][1])

@@ -27,9 +27,9 @@ from seqlab.errors import DataError
 from seqlab.inference.constraints import Constraints
 from seqlab.inference.fast import (
     LogPartition,
-    log_space_marginals,
-    scaled_forward,
-    scaled_marginals,
+    forward_chunk,
+    marginals_chunk,
+    row_chunks,
     viterbi_fast,
 )
 from seqlab.inference.semiring import LogSemiring, MaxSemiring, chain_forward, log_alphas
@@ -80,19 +80,18 @@ def forward_backward(emissions: Tensor, transitions: Tensor, start: Tensor, end:
     """
     check_chain(emissions, transitions, start, end, mask)
     B, T, N = emissions.shape
-    dt = emissions.dtype
     if T == 0:
         return ChainPosteriors(emissions.new_zeros(B), emissions.new_zeros(B, 0, N), emissions.new_zeros(B, N, N))
+    log_z = emissions.new_empty(B)
+    node = emissions.new_empty(B, T, N)
+    edge = emissions.new_empty(B, N, N)
     with torch.no_grad():
-        sf = scaled_forward(emissions, transitions, start, end, mask)
-        node, edge = scaled_marginals(sf, per_sequence=True, consume=True)
-        log_z = sf.log_z
-        bad = sf.bad.nonzero().squeeze(-1)
-        if bad.numel():
-            e64, t64, s64, en64 = (x.to(torch.float64) for x in (emissions[bad], transitions, start, end))
-            lz, node_b, edge_b = log_space_marginals(e64, t64, s64, en64, mask[bad])
-            log_z, node, edge = log_z.index_copy(0, bad, lz), node.index_copy(0, bad, node_b), edge.index_copy(0, bad, edge_b)
-    return ChainPosteriors(log_z.to(dt), node.to(dt), edge.to(dt))
+        for sl in row_chunks(B, T, N):
+            args = (emissions[sl], transitions, start, end, mask[sl])
+            sf, lz = forward_chunk(*args)
+            n, e = marginals_chunk(sf, *args, per_sequence=True)
+            log_z[sl], node[sl], edge[sl] = lz, n, e
+    return ChainPosteriors(log_z, node, edge)
 
 
 def score(emissions: Tensor, transitions: Tensor, start: Tensor, end: Tensor, tags: Tensor, mask: Tensor) -> Tensor:

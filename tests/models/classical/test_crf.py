@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import seqlab
-from seqlab.errors import ConfigError, SeqlabError
+from seqlab.errors import ConfigError, DataError, SeqlabError
 from seqlab.inference import log_partition, score
 from seqlab.models.classical.crf import ChainData, CRFConfig, CRFModel, CRFParams, crf_objective
 from seqlab.models.classical.features import FeatureConfig, FeatureExtractor
@@ -130,20 +130,22 @@ def test_parity_with_sklearn_crfsuite_on_synthetic_ner() -> None:
     assert sum(a == b for a, b in zip(p_ours, p_peer)) >= 0.95 * len(test)
 
 
-def test_l2_only_reaches_crfsuite_optimum() -> None:
-    """c1 = 0: CRFsuite uses More-Thuente, we backtrack, so paths differ; the optimum does not."""
+@pytest.mark.parametrize("ours_ls,peer_ls", [("morethuente", "MoreThuente"), ("backtracking", "Backtracking")])
+def test_l2_only_follows_crfsuite_line_searches(ours_ls: str, peer_ls: str) -> None:
+    """c1 = 0: both line searches of CRFsuite's L-BFGS, iteration for iteration."""
     import sklearn_crfsuite
 
     from seqlab.models.classical.features import token_features_ref
 
-    train = ner_like(120, 2)
-    cfg = CRFConfig(c1=0.0, c2=0.05, max_iterations=300, boundary=False, window=1, prefixes=(), suffixes=(2,),
-                    epsilon=1e-7, delta=1e-9)
+    train = ner_like(150, 2)
+    cfg = CRFConfig(c1=0.0, c2=0.05, max_iterations=25, boundary=False, window=1, prefixes=(), suffixes=(2,),
+                    linesearch=ours_ls)
     ours = CRFModel("crf", make_task("labeling"), cfg).fit(train)
     X = [[dict(f) for f in token_features_ref(ex["tokens"], cfg.features())] for ex in train]
-    peer = sklearn_crfsuite.CRF(algorithm="lbfgs", c1=0.0, c2=0.05, max_iterations=300, epsilon=1e-7, delta=1e-9,
+    peer = sklearn_crfsuite.CRF(algorithm="lbfgs", c1=0.0, c2=0.05, max_iterations=25, linesearch=peer_ls,
                                 all_possible_states=True, all_possible_transitions=True)
     peer.fit(X, [ex["tags"] for ex in train])
+    assert ours.n_iterations_ == peer.training_log_.last_iteration["num"]
     assert ours.result_.history[-1]["objective"] == pytest.approx(peer.training_log_.last_iteration["loss"], rel=1e-5)
 
 
@@ -226,6 +228,8 @@ def test_hashing_adam_and_config_errors() -> None:
         CRFConfig(c1=-1)
     with pytest.raises(ConfigError, match="labeling"):
         CRFModel("crf", make_task("classification"), CRFConfig())
+    with pytest.raises(DataError, match="one tag per token"):
+        CRFModel("crf", make_task("labeling"), CRFConfig()).fit([{"tokens": ["a", "b"], "tags": []}])
 
 
 def test_empty_sentences_unseen_words_and_unseen_tags() -> None:

@@ -202,3 +202,18 @@ def test_gaussian_samples_have_the_state_moments() -> None:
         se = (covars[k].double() / len(x)).sqrt()
         assert bool(((x.mean(0) - means[k]).abs() < 5 * se).all())
         torch.testing.assert_close(x.var(0), covars[k].double(), rtol=0.06, atol=0)
+
+
+@pytest.mark.parametrize("make", [CategoricalHMM, GaussianHMM])
+def test_float32_fit_follows_float64(make: type) -> None:
+    if make is CategoricalHMM:
+        seqs: list = _planted_categorical(4, n_seqs=10)
+        kw: dict = {"n_symbols": 5}
+    else:
+        rng = np.random.default_rng(4)
+        seqs = [np.concatenate([rng.normal(0, 1, (12, 2)), rng.normal(4, 1, (9, 2))]) for _ in range(5)]
+        kw = {}
+    h64 = make(3, n_iter=5, tol=-math.inf, seed=3, **kw).fit(seqs).history_
+    m32 = make(3, n_iter=5, tol=-math.inf, seed=3, dtype=torch.float32, **kw).fit(seqs)
+    np.testing.assert_allclose(m32.history_, h64, rtol=1e-4)
+    assert m32.transmat_.dtype == torch.float32 and m32.score_samples(seqs).dtype == torch.float32

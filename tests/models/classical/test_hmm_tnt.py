@@ -128,3 +128,9 @@ def test_synthetic_ner_tagging_is_accurate_on_unseen_names() -> None:
     assert metrics["token_accuracy"] >= 0.97
     assert metrics["f1"] >= 0.9
     assert 0 < metrics["loss"] < 0.5
+
+
+def test_impossible_taggings_have_log_probability_minus_infinity() -> None:
+    t = HMMTagger(smoothing=0.0).fit(SENTS, TAGS)
+    logp = t.log_prob_tags([["the", "dog"], ["the", "cat"], ["dog", "the"], ["the"], []], [["D", "V"], ["D", "N"], ["N", "D"], ["X"], []])
+    assert logp.tolist() == [-math.inf, 0.0, -math.inf, -math.inf, 0.0]

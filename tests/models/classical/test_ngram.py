@@ -352,3 +352,36 @@ def test_good_arpa_loads(tmp_path: Path) -> None:
     assert lm.score_sentences([["a"]])[0] == pytest.approx(-0.3)
     # p(a | a) backs off: bo(a) + p(a); then p(</s> | a) = -0.1
     assert lm.score_sentences([["a", "a"]])[0] == pytest.approx(-0.2 + (-0.2 - 0.4) - 0.1)
+
+
+@FAST
+@given(st.lists(st.integers(0, 2**40), min_size=1, max_size=200), st.sampled_from([2**41, 2**33, 2**20]))
+def test_unique_paths_equal_numpy(values: list[int], space: int) -> None:
+    """Counting uses a bincount (small key spaces), an int32 sort or an int64 sort."""
+    from seqlab.models.classical.ngram import _unique
+
+    x = np.asarray(values, dtype=np.int64) % space
+    want = np.unique(x, return_inverse=True, return_counts=True)
+    for got, ref in zip(_unique(x, space), want):
+        np.testing.assert_array_equal(got, ref.reshape(-1))
+
+
+@pytest.mark.parametrize("order", [2, 4])
+def test_sorted_and_hashed_paths_equal_dense_paths(monkeypatch: pytest.MonkeyPatch, order: int) -> None:
+    """Small key spaces count with a bincount and look up through a dense array; large ones
+    sort and hash. Force the large-space paths on the same corpus: same tables, same scores."""
+    import seqlab.models.classical.ngram as ng
+
+    sents = _markov_corpus(11, 200)
+    tests = _markov_corpus(12, 50) + [["w3", "zebra", "w4"]]
+    dense = NGramLM(order, discount_fallback=FALLBACK).fit_counts(sents)
+    monkeypatch.setattr(ng, "DENSE_LIMIT", 0)
+    hashed = NGramLM(order, discount_fallback=FALLBACK).fit_counts(sents)
+    for name in ("keys", "logp", "backoff"):
+        for a, b in zip(getattr(dense.tables_, name), getattr(hashed.tables_, name)):
+            np.testing.assert_array_equal(a, b)
+    tokens, offset = hashed.encode(tests)
+    fast = score_stream(hashed.tables_, tokens, offset)
+    assert all(type(i).__name__ == "HashIndex" for i in hashed.tables_.__dict__["_index"].values())
+    np.testing.assert_array_equal(fast, score_stream_ref(hashed.tables_, tokens, offset))
+    np.testing.assert_array_equal(hashed.score_sentences(tests), dense.score_sentences(tests))

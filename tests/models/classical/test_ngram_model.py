@@ -116,3 +116,13 @@ def test_greedy_generation_follows_predict() -> None:
     out = model.generate(["the cat"], max_new_tokens=1, temperature=0.0)[0]
     assert out == model.predict(["the cat"])[0] or model.predict(["the cat"])[0] == "<eos>"
     assert model.generate(["a"], 10, seed=5) == model.generate(["a"], 10, seed=5)
+
+
+def test_arpa_export_refuses_whitespace_words(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="whitespace"):
+        _model(2, tokenizer="char").to_arpa(str(tmp_path / "c.arpa"))
+    model = _model(2)
+    model.to_arpa(str(tmp_path / "w.arpa"))
+    back = NGramLM.from_arpa(str(tmp_path / "w.arpa"))
+    direct = _direct(model)
+    np.testing.assert_allclose(back.score_sentences([["the", "cat"]]), direct.score_sentences([["the", "cat"]]), atol=1e-7)

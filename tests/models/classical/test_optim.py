@@ -32,10 +32,11 @@ def _data(seed: int, n: int = 200, d: int = 12) -> tuple[np.ndarray, np.ndarray]
     return X, y
 
 
-def test_lbfgs_matches_scipy_on_l2_logistic_regression() -> None:
+@pytest.mark.parametrize("linesearch", ["morethuente", "backtracking"])
+def test_lbfgs_matches_scipy_on_l2_logistic_regression(linesearch: str) -> None:
     X, y = _data(0)
     fg = _logistic(X, y, c2=0.5)
-    ours = minimize_lbfgs(fg, np.zeros(X.shape[1]), max_iterations=500, epsilon=1e-10, delta=0.0)
+    ours = minimize_lbfgs(fg, np.zeros(X.shape[1]), max_iterations=500, epsilon=1e-8, delta=0.0, linesearch=linesearch)
     ref = scipy.optimize.minimize(fg, np.zeros(X.shape[1]), jac=True, method="L-BFGS-B",
                                   options={"gtol": 1e-12, "ftol": 1e-15, "maxiter": 1000})
     assert ours.status == "converged"
@@ -43,13 +44,14 @@ def test_lbfgs_matches_scipy_on_l2_logistic_regression() -> None:
     assert ours.fun == pytest.approx(ref.fun, rel=1e-10)
 
 
-def test_lbfgs_solves_a_quadratic_exactly() -> None:
+@pytest.mark.parametrize("linesearch", ["morethuente", "backtracking"])
+def test_lbfgs_solves_a_quadratic_exactly(linesearch: str) -> None:
     rng = np.random.default_rng(1)
     A = rng.normal(size=(8, 8))
     H = A @ A.T + np.eye(8)
     b = rng.normal(size=8)
     res = minimize_lbfgs(lambda x: (0.5 * x @ H @ x - b @ x, H @ x - b), np.zeros(8),
-                         max_iterations=200, epsilon=1e-12, delta=0.0)
+                         max_iterations=200, epsilon=1e-10, delta=0.0, linesearch=linesearch)
     np.testing.assert_allclose(res.x, np.linalg.solve(H, b), atol=1e-8)
 
 
@@ -75,9 +77,11 @@ def test_owlqn_large_c1_gives_all_zeros() -> None:
     assert np.all(res.x == 0)
 
 
-def test_iterations_are_capped_and_counted() -> None:
+@pytest.mark.parametrize("linesearch", ["morethuente", "backtracking"])
+def test_iterations_are_capped_and_counted(linesearch: str) -> None:
     X, y = _data(4)
-    res = minimize_lbfgs(_logistic(X, y, 0.1), np.zeros(X.shape[1]), max_iterations=3, epsilon=0.0, delta=0.0)
+    res = minimize_lbfgs(_logistic(X, y, 0.1), np.zeros(X.shape[1]), max_iterations=3, epsilon=0.0, delta=0.0,
+                         linesearch=linesearch)
     assert res.n_iterations == 3 and res.status == "max_iterations"
     assert res.n_evaluations >= 4 and len(res.history) == 4
     assert all(b["objective"] <= a["objective"] for a, b in zip(res.history, res.history[1:]))
@@ -88,6 +92,21 @@ def test_bad_settings_raise() -> None:
         minimize_lbfgs(lambda x: (0.0, x), np.zeros(2), c1=-1.0)
     with pytest.raises(ConfigError, match="max_iterations"):
         minimize_lbfgs(lambda x: (0.0, x), np.zeros(2), max_iterations=0)
+    with pytest.raises(ConfigError, match="linesearch"):
+        minimize_lbfgs(lambda x: (0.0, x), np.zeros(2), linesearch="wolfe")  # type: ignore[arg-type]
+
+
+def test_more_thuente_steps_meet_the_strong_wolfe_conditions() -> None:
+    """Textbook property of the More-Thuente search, checked on every accepted step."""
+    X, y = _data(5)
+    fg = _logistic(X, y, 0.05)
+    res = minimize_lbfgs(fg, np.zeros(X.shape[1]), max_iterations=1, epsilon=0.0, delta=0.0)
+    f0, g0 = fg(np.zeros(X.shape[1]))
+    d = -g0
+    a = float(np.linalg.norm(res.x)) / float(np.linalg.norm(d))  # the accepted step length
+    f1, g1 = fg(res.x)
+    assert f1 <= f0 + 1e-4 * a * float(g0 @ d)
+    assert abs(float(g1 @ d)) <= 0.9 * abs(float(g0 @ d))
 
 
 _floats = st.floats(-3, 3, allow_nan=False).map(lambda v: round(v, 2))

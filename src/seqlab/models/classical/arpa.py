@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqlab.errors import DataError
+from seqlab.errors import ConfigError, DataError
 from seqlab.io import atomic_write_text
 from seqlab.models.classical.ngram import BOS, SPECIALS, NGramTables
 
@@ -53,7 +53,13 @@ def _lines(vocab: list[str], t: NGramTables) -> Iterator[str]:
 
 
 def write_arpa(path: str | Path, vocab: list[str], tables: NGramTables) -> None:
-    """Write ``tables`` (over ``vocab``, ids 0-2 = ``<unk> <s> </s>``) as an ARPA file, atomically."""
+    """Write ``tables`` (over ``vocab``, ids 0-2 = ``<unk> <s> </s>``) as an ARPA file, atomically.
+    ARPA separates words by whitespace, so a word holding whitespace (the char tokenizer's space)
+    cannot be written."""
+    bad = [w for w in vocab if not w or any(c.isspace() for c in w)]
+    if bad:
+        raise ConfigError(f"ARPA words cannot be empty or hold whitespace; this vocabulary has {bad[0]!r} "
+                          f"(for characters, map the space to a visible symbol before fitting)")
     atomic_write_text(path, "\n".join(_lines(vocab, tables)))
 
 

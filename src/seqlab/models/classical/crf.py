@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from seqlab.errors import ConfigError, SeqlabError
+from seqlab.errors import ConfigError, DataError, SeqlabError
 from seqlab.inference import Constraints, forward_backward, log_partition, span_constraints, viterbi
 from seqlab.models.classical.base import ClassicalModel
 from seqlab.models.classical.features import (
@@ -52,10 +52,11 @@ class CRFConfig:
     """Feature templates (see :class:`FeatureConfig`), regularisation and the optimiser.
 
     ``boundary=False`` drops the start/end scores, which is CRFsuite's model. ``c1``/``c2``,
-    ``max_iterations``, ``num_memories``, ``epsilon``, ``period`` and ``delta`` mean what they
-    mean in CRFsuite's L-BFGS trainer (same defaults, except max_iterations). ``chunk_size``:
-    sentences per forward-backward batch (0 = all at once). The objective is convex and
-    training starts from zeros, so ``seed`` changes nothing today; it is kept for the API.
+    ``max_iterations``, ``num_memories``, ``epsilon``, ``period``, ``delta``, ``linesearch`` and
+    ``max_linesearch`` mean what they mean in CRFsuite's L-BFGS trainer (same defaults, except
+    max_iterations). ``chunk_size``: sentences per forward-backward batch (0 = all at once).
+    The objective is convex and training starts from zeros (Adam too), so ``seed`` changes
+    nothing today; it is kept for the API.
     """
 
     bias: bool = True
@@ -78,6 +79,8 @@ class CRFConfig:
     epsilon: float = 1e-5
     period: int = 10
     delta: float = 1e-5
+    linesearch: Literal["morethuente", "backtracking"] = "morethuente"  # c1 = 0 only (OWL-QN backtracks)
+    max_linesearch: int = 20
     lr: float = 0.05  # Adam only
     constrained: bool = True
     chunk_size: int = 256
@@ -86,7 +89,7 @@ class CRFConfig:
     def __post_init__(self) -> None:
         if self.c1 < 0 or self.c2 < 0:
             raise ConfigError(f"c1 and c2 must be >= 0, found c1={self.c1}, c2={self.c2}")
-        for name in ("max_iterations", "num_memories"):
+        for name in ("max_iterations", "num_memories", "max_linesearch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, found {getattr(self, name)}")
         if self.chunk_size < 0:
@@ -259,6 +262,9 @@ def crf_objective(
 class CRFModel(ClassicalModel):
     """``seqlab.build("crf", task="labeling", c1=0.1, c2=0.01)``: fit / evaluate / predict / save.
 
+    Whole sentences are used (the labeling task's ``max_len`` truncation is for neural
+    models); ``valid`` is not used (no early stopping: L-BFGS stops on its own tests).
+
     ``feature_functions`` (user templates, ``(tokens, i) -> iterable of str or (str, float)``)
     are code and are not saved: after ``seqlab.load`` set ``model.feature_functions`` to the
     same functions, in the same order, before predicting (a clear error says so otherwise).
@@ -302,6 +308,9 @@ class CRFModel(ClassicalModel):
     def _fit(self, train: Sequence[Example], valid: Sequence[Example] | None) -> list[dict[str, float]]:
         c = self.config
         pairs = [tokens_tags(ex, i) for i, ex in enumerate(train)]
+        for i, (toks, tags) in enumerate(pairs):
+            if len(tags) != len(toks):
+                raise DataError(None, None, f"training example {i}: one tag per token ({len(toks)})", f"{len(tags)} tags")
         stoi = self.task.tag_vocab.stoi  # type: ignore[attr-defined]
         ext = FeatureExtractor(c.features(), self.feature_functions).fit([t for t, _ in pairs])
         self.feature_names_ = None if c.n_buckets else ext.names()
@@ -318,7 +327,8 @@ class CRFModel(ClassicalModel):
         with single_threaded():
             if c.optimizer == "lbfgs":
                 res = minimize_lbfgs(fun_grad, theta0, c1=c.c1, m=c.num_memories, max_iterations=c.max_iterations,
-                                     epsilon=c.epsilon, past=c.period, delta=c.delta)
+                                     epsilon=c.epsilon, past=c.period, delta=c.delta,
+                                     max_linesearch=c.max_linesearch, linesearch=c.linesearch)
                 theta, history, self.n_iterations_, self.status_ = res.x, res.history, res.n_iterations, res.status
             else:
                 theta, history = _adam(fun_grad, theta0, c)
@@ -398,9 +408,7 @@ class CRFModel(ClassicalModel):
 
 def _adam(fun_grad: Any, theta0: np.ndarray, c: CRFConfig) -> tuple[np.ndarray, list[dict[str, float]]]:
     """Full-batch Adam on the same objective (L1 by its subgradient c1 * sign(theta))."""
-    torch.manual_seed(c.seed)
-    theta = torch.from_numpy(theta0.copy()).requires_grad_(False)
-    param = torch.nn.Parameter(theta)
+    param = torch.nn.Parameter(torch.from_numpy(theta0.copy()))
     opt = torch.optim.Adam([param], lr=c.lr)
     history: list[dict[str, float]] = []
     for k in range(c.max_iterations):
@@ -409,5 +417,5 @@ def _adam(fun_grad: Any, theta0: np.ndarray, c: CRFConfig) -> tuple[np.ndarray, 
         f += c.c1 * float(np.abs(x).sum())
         param.grad = torch.from_numpy(g + c.c1 * np.sign(x))
         opt.step()
-        history.append({"iteration": float(k + 1), "objective": f})
+        history.append({"iteration": float(k), "objective": f})  # f at the point the step leaves
     return param.detach().numpy().copy(), history

@@ -15,8 +15,14 @@ kept. The log-likelihood of the parameters *before* each M-step is recorded in `
 Sequences are passed as a list (different lengths welcome), never concatenated with lengths.
 Internally they are sorted by length, padded in batches of ``batch_size`` with a (B, T) mask.
 
-Conventions (as hmmlearn): no end state unless ``endprob_`` is set (the supervised tagger sets
-it); an unvisited state keeps its previous parameters (hmmlearn would zero its rows).
+Conventions and differences from hmmlearn (0.3): no end state unless ``endprob_`` is set (the
+supervised tagger sets it), as hmmlearn; the M-step is hmmlearn's with its default priors
+(``smoothing=0`` is ``startprob_prior=transmat_prior=emissionprob_prior=1``); ``fit(init=False)``
+is ``init_params=""`` (start from the parameters set by hand). Differences: random
+initialisation draws its own numbers (start and transition rows ``U(0.5, 1.5)`` normalised,
+categorical rows ``U(0, 1)`` normalised, Gaussian means by k-means++ and the data variance plus
+``min_covar``), an unvisited state keeps its previous parameters (hmmlearn zeroes its rows),
+and Gaussian variances are floored at ``min_covar`` after each M-step.
 
 Shapes: B batch, T time, N states, V symbols, D features.
 """

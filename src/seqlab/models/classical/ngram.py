@@ -12,8 +12,10 @@ model estimation".
 Every smoothing ends in the same backoff tables (the ARPA layout): per order n, the sorted int64
 keys of the n-grams, their log10 probability and their log10 backoff weight. An n-gram's key is
 ``index of its (n-1)-word prefix in order n-1`` * V + last word, so any order fits in an int64
-and there is no compile-time cap. Counting (``np.unique``) and querying (``np.searchsorted``)
-are vectorized over the whole token stream; there is no per-token Python loop.
+and there is no compile-time cap. Counting (a bincount over small key spaces, else a sort) and
+querying (a dense array over small key spaces, else an open-addressing hash table probed with
+whole-array operations; ``np.searchsorted`` in the readable ``*_ref`` path) are vectorized over
+the whole token stream: there is no per-token Python loop.
 
 Shapes: S stream length (all sentences with their ``<s>`` and ``</s>``), G_n n-grams of order n,
 V vocabulary size (ids 0 ``<unk>``, 1 ``<s>``, 2 ``</s>``, then words), B sentences.
@@ -78,6 +80,18 @@ class NGramTables:
                 cache[n] = HashIndex(keys)
         index = cache[n]
         return index[query + self.vocab_size] if isinstance(index, np.ndarray) else index.find(query)
+
+    def find_pair(self, n: int, prev: NDArray[np.integer[Any]], word: I64) -> NDArray[np.integer[Any]]:
+        """:meth:`find` for the keys ``prev * V + word`` (``prev`` -1: no context), in int32
+        arithmetic when the dense index covers the key space."""
+        self.find(n, np.zeros(0, dtype=np.int64))  # build the index
+        index = self.__dict__["_index"][n]
+        if isinstance(index, np.ndarray):
+            slot = prev.astype(np.int32) + 1  # (Q,) row 0 of the dense array: no context
+            slot *= self.vocab_size
+            slot += word
+            return index[slot]
+        return index.find(np.multiply(prev, self.vocab_size, dtype=np.int64) + word)
 
 
 DENSE_LIMIT = 1 << 23  # int32 slots (32 MB) per order at most for a dense index
@@ -194,7 +208,7 @@ def _unique(x: I64, space: int) -> tuple[I64, I64, I64]:
     a bincount over the key space when it is small (no sort at all), else one unstable torch
     sort (numpy's unique argsorts stably), on int32 when the keys fit, and a scatter of the
     group ids."""
-    if space <= DENSE_LIMIT * 2:
+    if space <= DENSE_LIMIT:
         counts = np.bincount(x, minlength=space)  # (space,)
         present = np.flatnonzero(counts)
         rank = np.cumsum(counts > 0) - 1  # (space,) group id of each present key
@@ -397,20 +411,21 @@ def score_stream_ref(t: NGramTables, tokens: I64, offset: I64) -> F64:
 
 def score_stream(t: NGramTables, tokens: I64, offset: I64) -> F64:
     """:func:`score_stream_ref`, fast: the recursion p(w | h) = p(hw) if listed, else
-    bo(h) p(w | h') one order at a time, over positions 1..S-1 as views (no shifted copies).
-    No sentence checks are needed: an n-gram never holds ``<s>`` past its first word, so a
+    bo(h) p(w | h') one order at a time. At order n only positions n-1.. can hold an n-gram,
+    so every array is a view that starts one position later than the last (no shifted copies),
+    and no sentence checks are needed: an n-gram never holds ``<s>`` past its first word, so a
     window across a sentence boundary is never found."""
-    V = t.vocab_size
-    word = tokens[1:]  # (S-1,) the word at t, predicted from what ends at t-1
-    val = t.logp[0][word]  # (S-1,) log10 p(w | context of length 0)
-    idx = tokens  # (S,) the (n-1)-gram ending at each position
+    out = t.logp[0][tokens]  # (S,) log10 p(w | context of length 0)
+    idx: NDArray[np.integer[Any]] = tokens  # the (n-1)-gram ending at each position from n-2 on
     for n in range(2, t.order + 1):
-        prev = idx[:-1]  # (S-1,) context of length n-1 ending at t-1 (-1: not held)
-        found = t.find(n, np.multiply(prev, V, dtype=np.int64) + word)  # (S-1,) prev = -1: never found
-        back = np.append(t.backoff[n - 2], 0.0)[prev]  # (S-1,) bo(context), 0 when not held
-        val = np.where(found >= 0, np.append(t.logp[n - 1], 0.0)[found], val + back)
-        idx = np.concatenate([[-1], found])
-    return np.concatenate([[0.0], np.where(offset[1:] >= 1, val, 0.0)])
+        prev = idx[:-1]  # (S-n+1,) context of length n-1 ending one step back (-1: not held)
+        found = t.find_pair(n, prev, tokens[n - 1 :])  # (S-n+1,) the n-gram ending at n-1..
+        val = out[n - 1 :] + np.append(t.backoff[n - 2], 0.0)[prev]  # backed off: bo(h) p(w | h')
+        np.copyto(val, np.append(t.logp[n - 1], 0.0)[found], where=found >= 0)
+        out[n - 1 :] = val
+        idx = found
+    out[offset == 0] = 0.0
+    return out
 
 
 def _context_chain(t: NGramTables, history: Sequence[int]) -> I64:
@@ -479,6 +494,13 @@ def argmax_stream(t: NGramTables, tokens: I64, offset: I64, max_cells: int = 1 <
     return top[inverse.reshape(-1)]
 
 
+class _UnkIndex(dict[str, int]):
+    """Word -> id with unknown words -> ``<unk>`` (``__missing__``: the fast ``__getitem__``)."""
+
+    def __missing__(self, key: str) -> int:
+        return UNK
+
+
 class NGramLM:
     """An n-gram LM over string tokens, for users with their own token lists (and the KenLM
     parity work). ``fit_counts`` numbers words by first appearance as lmplz does."""
@@ -534,9 +556,10 @@ class NGramLM:
     # --- querying ---------------------------------------------------------------------------
     def encode(self, sentences: Sequence[Sequence[str]]) -> tuple[I64, I64]:
         """The id stream of ``sentences`` (unknown words -> ``<unk>``): tokens (S,), offsets (S,)."""
-        index = self._fitted_index()
-        flat, lens = _flatten(sentences)
-        ids = np.fromiter(map(index.get, flat, itertools.repeat(UNK)), dtype=np.int64, count=len(flat))
+        index = _UnkIndex(self._fitted_index())
+        lens = np.fromiter(map(len, sentences), dtype=np.int64, count=len(sentences))
+        flat = itertools.chain.from_iterable(sentences)
+        ids = np.fromiter(map(index.__getitem__, flat), dtype=np.int64, count=int(lens.sum()))
         return _wrap(ids, lens)
 
     def token_log10(self, sentences: Sequence[Sequence[str]]) -> list[F64]:
@@ -652,10 +675,8 @@ class NGramModel(ClassicalModel):
         c = self.config
         fb = None if c.discount_fallback is None else (c.discount_fallback[0], c.discount_fallback[1], c.discount_fallback[2])
         lm = NGramLM(c.order, c.smoothing, c.k, fb)
-        tokens, _, ends = self._stream(train)
-        lens = np.diff(np.concatenate([[0], ends])) - 2
-        sents = np.split(_strip(tokens, ends), np.cumsum(lens)[:-1])
-        lm.fit_ids([x.tolist() for x in sents], self._vocab())
+        tokens, offset, _ = self._stream(train)
+        lm._fit_stream(tokens, offset, self._vocab())
         self.tables_ = lm.tables_
         self.discounts_ = lm.discounts_
 
@@ -736,10 +757,3 @@ class NGramModel(ClassicalModel):
         self.tables_ = NGramTables(int(extra["vocab_size"]), *cols)
         self.discounts_ = [np.asarray(d) for d in extra.get("discounts", [])]
 
-
-def _strip(tokens: I64, ends: I64) -> I64:
-    """The words of a stream, without each sentence's ``<s>`` and ``</s>``."""
-    keep = np.ones(len(tokens), dtype=bool)
-    keep[ends - 1] = False
-    keep[np.concatenate([[0], ends[:-1]])] = False
-    return tokens[keep]

@@ -22,8 +22,10 @@ Shapes: P parameters; every vector is a 1-D float64 numpy array of length P.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -158,13 +160,19 @@ def minimize_lbfgs(
     past: int = 10,
     delta: float = 1e-5,
     max_linesearch: int = 20,
+    linesearch: Literal["morethuente", "backtracking"] = "morethuente",
 ) -> OptimResult:
     """Minimise ``fun_grad``'s function plus ``c1 * ||x||_1`` from ``x0`` (P,), float64.
 
-    ``c1 > 0`` switches to OWL-QN. The defaults are CRFsuite's (m=6, epsilon=1e-5, period 10,
-    delta=1e-5, 20 line-search trials). ``x0`` is not modified.
+    ``c1 > 0`` switches to OWL-QN, whose line search is always backtracking (as in libLBFGS).
+    Without L1 the line search is More-Thuente's (CRFsuite's default) or backtracking. The other
+    defaults are CRFsuite's too (m=6, epsilon=1e-5, period 10, delta=1e-5, 20 line-search
+    trials). ``x0`` is not modified.
     """
     _check(m, max_iterations, epsilon, past, delta, c1)
+    if linesearch not in ("morethuente", "backtracking"):
+        raise ConfigError(f"linesearch must be 'morethuente' or 'backtracking', found {linesearch!r}")
+    search = _more_thuente if linesearch == "morethuente" and c1 == 0 else _line_search
     l1 = c1 > 0
     x = np.array(x0, dtype=np.float64, copy=True)
     spare = np.empty_like(x)  # x and spare swap roles: the next trial point is written in place
@@ -187,7 +195,7 @@ def minimize_lbfgs(
     k = 0
     while k < max_iterations:
         k += 1
-        found = _line_search(fun_grad, x, fx, pg, d, step, c1, max_linesearch, spare, work)
+        found = search(fun_grad, x, fx, pg, d, step, c1, max_linesearch, spare, work)
         if found is None:
             status = "linesearch_failed"
             break
@@ -255,3 +263,131 @@ def _line_search(
         else:
             return g_new, f_new, trial
     return None
+
+
+def _more_thuente(
+    fun_grad: FunGrad, x: np.ndarray, fx: float, g: np.ndarray, d: np.ndarray, step: float, c1: float,
+    max_linesearch: int, x_new: np.ndarray, work: _Work, ftol: float = 1e-4, gtol: float = 0.9,
+    xtol: float = 1e-16, min_step: float = 1e-20, max_step: float = 1e20,
+) -> tuple[np.ndarray, float, int] | None:
+    """More & Thuente (1994) line search, in the variant of MINPACK's cvsrch that libLBFGS runs:
+    find a step meeting the strong Wolfe conditions ``f(x + a d) <= f(x) + ftol a g.d`` and
+    ``|g(x + a d).d| <= gtol |g.d|`` by safeguarded cubic / quadratic interpolation over an
+    interval of uncertainty. Returns None when it cannot (rounding, step limits, trials)."""
+    dg0 = _dot(g, d)
+    if not dg0 < 0:
+        return None
+    xt, dt, xnt = torch.from_numpy(x), torch.from_numpy(d), torch.from_numpy(x_new)
+    dgtest = ftol * dg0
+    brackt, stage1, info = False, True, 0
+    width = max_step - min_step
+    prev_width = 2.0 * width
+    # (stx, fbx, gbx): the best step so far; (sty, fby, gby): the interval's other end
+    stx = sty = 0.0
+    fbx = fby = fx
+    gbx = gby = dg0
+    for count in range(1, max_linesearch + 1):
+        stmin, stmax = (min(stx, sty), max(stx, sty)) if brackt else (stx, step + 4.0 * (step - stx))
+        step = min(max(step, min_step), max_step)
+        if brackt and (step <= stmin or step >= stmax or count == max_linesearch or info != 0
+                       or stmax - stmin <= xtol * stmax):
+            step = stx  # unusual termination: fall back to the best step so far
+        torch.add(xt, dt, alpha=step, out=xnt)
+        f, g_new = fun_grad(x_new)
+        dg = _dot(g_new, d)
+        ftest = fx + step * dgtest
+        if brackt and (step <= stmin or step >= stmax or info != 0):
+            return None  # rounding errors prevent progress
+        if (step == max_step and f <= ftest and dg <= dgtest) or (step == min_step and (f > ftest or dg >= dgtest)):
+            return None
+        if brackt and stmax - stmin <= xtol * stmax:
+            return None
+        if f <= ftest and abs(dg) <= gtol * -dg0:
+            return g_new, f, count  # strong Wolfe conditions hold
+        if count == max_linesearch:
+            return None
+        if stage1 and f <= ftest and min(ftol, gtol) * dg0 <= dg:
+            stage1 = False
+        if stage1 and ftest < f <= fbx:  # interpolate the modified function f(a) - a * dgtest
+            stx, fm, gm, sty, fym, gym, step, brackt, info = _trial_step(
+                stx, fbx - stx * dgtest, gbx - dgtest, sty, fby - sty * dgtest, gby - dgtest,
+                step, f - step * dgtest, dg - dgtest, brackt, stmin, stmax)
+            fbx, gbx, fby, gby = fm + stx * dgtest, gm + dgtest, fym + sty * dgtest, gym + dgtest
+        else:
+            stx, fbx, gbx, sty, fby, gby, step, brackt, info = _trial_step(
+                stx, fbx, gbx, sty, fby, gby, step, f, dg, brackt, stmin, stmax)
+        if brackt:  # force the interval of uncertainty to shrink
+            if 0.66 * prev_width <= abs(sty - stx):
+                step = stx + 0.5 * (sty - stx)
+            prev_width, width = width, abs(sty - stx)
+    return None
+
+
+def _cubic_min(u: float, fu: float, du: float, v: float, fv: float, dv: float) -> float:
+    """Minimiser of the cubic interpolating f and f' at u and v."""
+    dlt = v - u
+    theta = (fu - fv) * 3 / dlt + du + dv
+    s = max(abs(theta), abs(du), abs(dv))
+    a = theta / s
+    gamma = s * math.sqrt(a * a - (du / s) * (dv / s))
+    if v < u:
+        gamma = -gamma
+    r = (gamma - du + theta) / (gamma - du + gamma + dv)
+    return u + r * dlt
+
+
+def _cubic_min_safe(u: float, fu: float, du: float, v: float, fv: float, dv: float, lo: float, hi: float) -> float:
+    """Like :func:`_cubic_min`, but the bound lo / hi when the cubic has no minimiser beyond v."""
+    dlt = v - u
+    theta = (fu - fv) * 3 / dlt + du + dv
+    s = max(abs(theta), abs(du), abs(dv))
+    a = theta / s
+    gamma = s * math.sqrt(max(0.0, a * a - (du / s) * (dv / s)))
+    if u < v:
+        gamma = -gamma
+    r = (gamma - dv + theta) / (gamma - dv + gamma + du)
+    if r < 0.0 and gamma != 0.0:
+        return v - r * dlt
+    return hi if dlt > 0 else lo
+
+
+def _trial_step(
+    stx: float, fx: float, dx: float, sty: float, fy: float, dy: float, stp: float, fp: float, dp: float,
+    brackt: bool, stmin: float, stmax: float,
+) -> tuple[float, float, float, float, float, float, float, bool, int]:
+    """One safeguarded step of More & Thuente's interval update (their four cases): returns the
+    new best end, other end, next trial step, whether a minimiser is bracketed, and 0 or an
+    error code."""
+    if brackt and (stp <= min(stx, sty) or stp >= max(stx, sty) or dx * (stp - stx) >= 0 or stmax < stmin):
+        return stx, fx, dx, sty, fy, dy, stp, brackt, -1
+    opposite = dp * (dx / abs(dx)) < 0.0
+    if fp > fx:  # 1: higher value, the minimum is bracketed
+        bound, brackt = True, True
+        mc = _cubic_min(stx, fx, dx, stp, fp, dp)
+        mq = stx + dx / ((fx - fp) / (stp - stx) + dx) / 2 * (stp - stx)
+        new = mc if abs(mc - stx) < abs(mq - stx) else mc + 0.5 * (mq - mc)
+    elif opposite:  # 2: lower value, derivatives of opposite sign: bracketed
+        bound, brackt = False, True
+        mc = _cubic_min(stx, fx, dx, stp, fp, dp)
+        mq = stp + dp / (dp - dx) * (stx - stp)
+        new = mc if abs(mc - stp) > abs(mq - stp) else mq
+    elif abs(dp) < abs(dx):  # 3: lower value, same sign, derivative shrinks
+        bound = True
+        mc = _cubic_min_safe(stx, fx, dx, stp, fp, dp, stmin, stmax)
+        mq = stp + dp / (dp - dx) * (stx - stp)
+        closer = abs(stp - mc) < abs(stp - mq)
+        new = (mc if closer else mq) if brackt else (mq if closer else mc)
+    else:  # 4: lower value, same sign, derivative does not shrink
+        bound = False
+        new = _cubic_min(stp, fp, dp, sty, fy, dy) if brackt else (stmax if stx < stp else stmin)
+    if fp > fx:
+        sty, fy, dy = stp, fp, dp
+    else:
+        if opposite:
+            sty, fy, dy = stx, fx, dx
+        stx, fx, dx = stp, fp, dp
+    new = min(max(new, stmin), stmax)
+    if brackt and bound:
+        mq = stx + 0.66 * (sty - stx)
+        new = min(new, mq) if stx < sty else max(new, mq)
+    return stx, fx, dx, sty, fy, dy, new, brackt, 0
