@@ -65,11 +65,11 @@ def run_demo(out: Path = Path("runs/demo"), budget: float = 90.0, jobs: tuple[De
         train = {**job.train, "max_time": budget} if neural else None
         model = build(job.family, ds, task_options=job.task, train=train, **job.model)
         start = time.perf_counter()
-        model.fit(ds.train, valid=ds.valid, run_dir=out / job.dataset / "train", resume=False)
+        model.fit(ds.train, valid=ds.valid, run_dir=out / f"{job.dataset}-{job.family}" / "train", resume=False)
         seconds = time.perf_counter() - start
         valid = model.evaluate(ds.valid)
         metrics = model.evaluate(ds.test)
-        path = model.save(out / job.dataset / "model")
+        path = model.save(out / f"{job.dataset}-{job.family}" / "model")
         rows.append({
             "task": ds.task, "model": job.name(),
             "dataset": job.dataset, "metric": job.metric, "valid": valid[job.metric], "test": metrics[job.metric],

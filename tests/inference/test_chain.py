@@ -286,3 +286,23 @@ def test_row_chunking_gives_the_same_answers(monkeypatch: pytest.MonkeyPatch) ->
         assert torch.allclose(lz, whole_lz) and torch.allclose(e.grad, whole[2])
         assert torch.allclose(fb.node, whole[0].node) and torch.allclose(fb.edge, whole[0].edge)
         assert torch.equal(paths, whole[1][0]) and torch.allclose(best, whole[1][1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ties", [False, True])
+def test_compiled_viterbi_equals_the_torch_path(dtype: torch.dtype, ties: bool) -> None:
+    """The CPU kernel and the torch-ops path (used on other devices) agree bit for bit, ties
+    included (integer scores make many exact ties: both must take the lowest index)."""
+    from seqlab.inference.fast import _viterbi_cpu, viterbi_torch
+
+    g = torch.Generator().manual_seed(5)
+    lengths = torch.randint(0, 31, (60,), generator=g).tolist()
+    e, tr, s, en, mask = make_chain(3, lengths, 30, 7, torch.float64, 2.0)
+    if ties:
+        e, tr, s, en = (x.round() for x in (e, tr, s, en))
+    tr[2, :] = float("-inf")  # a state that cannot be left
+    e, tr, s, en = (x.to(dtype) for x in (e, tr, s, en))
+    p1, s1 = _viterbi_cpu(e, tr, s, en, mask)
+    p2, s2 = viterbi_torch(e, tr, s, en, mask)
+    assert torch.equal(p1, p2)
+    assert torch.equal(torch.where(mask[:, 0], s1, 0), torch.where(mask[:, 0], s2, 0))

@@ -29,7 +29,7 @@ from seqlab.inference.semiring import log_alphas, log_betas
 
 __all__ = [
     "ScaledForward", "scaled_forward", "scaled_marginals", "log_space_marginals", "viterbi_fast", "LogPartition",
-    "row_chunks", "forward_chunk", "marginals_chunk",
+    "row_chunks", "forward_chunk", "marginals_chunk", "viterbi_torch",
 ]
 
 _TINY = 1e-200  # a scale factor below this (float64) sends the sequence to the log-space path
@@ -61,8 +61,12 @@ class ScaledForward:
     bad: Tensor  # (B,) bool: recompute in log space
 
 
-def scaled_forward(emissions: Tensor, transitions: Tensor, start: Tensor, end: Tensor, mask: Tensor) -> ScaledForward:
-    """Scaled forward pass; all inputs already validated, T >= 1."""
+def scaled_forward(
+    emissions: Tensor, transitions: Tensor, start: Tensor, end: Tensor, mask: Tensor, keep: bool = True
+) -> ScaledForward:
+    """Scaled forward pass; all inputs already validated, T >= 1. ``keep=False`` (log Z only)
+    cycles two alpha rows instead of storing all T, so ``A`` is then (2, B, N) and unusable
+    for marginals."""
     all_real = bool(mask.all())
     e = emissions.detach().to(_WORK)  # (B, T, N)
     if not all_real:
@@ -81,24 +85,31 @@ def scaled_forward(emissions: Tensor, transitions: Tensor, start: Tensor, end: T
     S, sig = _shifted_exp(start.detach().to(_WORK))
     F, phi = _shifted_exp(end.detach().to(_WORK))
     mask_t = mask.t().contiguous()  # (T, B)
-    A = torch.empty_like(E)  # (T, B, N)
+    A = torch.empty_like(E) if keep else E.new_empty(2, B, N)  # (T, B, N) or a 2-row ring
     C = torch.empty(T, B, 1, dtype=_WORK, device=e.device)  # (T, B, 1)
     torch.mul(S, E[0], out=A[0])
     torch.sum(A[0], -1, keepdim=True, out=C[0])
     A[0].div_(C[0])
     for t in range(1, T):
-        torch.mm(A[t - 1], P, out=A[t])  # (B, N)
-        A[t].mul_(E[t])
-        torch.sum(A[t], -1, keepdim=True, out=C[t])
-        A[t].div_(C[t])
+        cur, prev = (A[t], A[t - 1]) if keep else (A[t % 2], A[(t - 1) % 2])
+        torch.mm(prev, P, out=cur)  # (B, N)
+        cur.mul_(E[t])
+        torch.sum(cur, -1, keepdim=True, out=C[t])
+        cur.div_(C[t])
+        if not keep and not all_real:  # carry finished rows' alphas to the end
+            torch.where(mask_t[t].unsqueeze(-1), cur, prev, out=cur)
     lengths = mask.sum(-1)  # (B,)
     last = (lengths - 1).clamp(min=0)  # (B,)
-    alpha_last = A[T - 1] if all_real else A[last, torch.arange(B, device=e.device)]  # (B, N)
+    if keep:
+        alpha_last = A[T - 1] if all_real else A[last, torch.arange(B, device=e.device)]  # (B, N)
+    else:
+        alpha_last = A[(T - 1) % 2]
     c_end = (alpha_last * F).sum(-1).masked_fill(lengths == 0, 1.0)  # (B,)
     if not all_real:
         pad = ~mask_t.unsqueeze(-1)  # (T, B, 1)
         C.masked_fill_(pad, 1.0)
-        A.masked_fill_(pad, 0.0)
+        if keep:
+            A.masked_fill_(pad, 0.0)
     C = C.squeeze(-1)  # (T, B)
     with torch.no_grad():
         log_z = (torch.log(C).sum(0) + lengths * shift + (lengths - 1).clamp(min=0) * tau
@@ -174,7 +185,7 @@ def log_space_marginals(
     return log_z, node, edge
 
 
-_CHUNK = 512  # sequences per Viterbi slice: keeps the (b, N, N) temporary in cache
+_CHUNK = 512  # max sequences per Viterbi slice (measured: 512 > 256 > 128 at N = 50)
 
 
 def viterbi_fast(emissions: Tensor, transitions: Tensor, start: Tensor, end: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -191,6 +202,28 @@ def viterbi_fast(emissions: Tensor, transitions: Tensor, start: Tensor, end: Ten
     ``amax`` is ~3x faster in float64 than in float32 (measured), which beats a float32 tree of
     elementwise ``maximum`` with two threads and ties it with one.
     """
+    if emissions.device.type == "cpu":
+        return _viterbi_cpu(emissions, transitions, start, end, mask)
+    return viterbi_torch(emissions, transitions, start, end, mask)
+
+
+def _viterbi_cpu(emissions: Tensor, transitions: Tensor, start: Tensor, end: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """The compiled kernel (:mod:`seqlab.inference.kernels`): the same sums and tie-breaking."""
+    from seqlab.inference.kernels import viterbi_kernel
+
+    def arr(x: Tensor) -> np.ndarray:
+        return np.ascontiguousarray(x.detach().to(_WORK).numpy())
+
+    B, T, _ = emissions.shape
+    path = np.zeros((B, T), dtype=np.int64)
+    score = np.zeros(B, dtype=np.float64)
+    lengths = mask.sum(-1).numpy().astype(np.int64)
+    viterbi_kernel(arr(emissions), arr(transitions), arr(start), arr(end), lengths, path, score)
+    return torch.from_numpy(path), torch.from_numpy(score).to(emissions.dtype)
+
+
+def viterbi_torch(emissions: Tensor, transitions: Tensor, start: Tensor, end: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`viterbi_fast` in torch ops, for any device (the CPU uses the compiled kernel)."""
     B = emissions.shape[0]
     tr, st, en = (x.to(_WORK) for x in (transitions, start, end))
     paths, scores = [], []
@@ -256,9 +289,11 @@ def row_chunks(B: int, T: int, N: int, max_rows: int | None = None) -> list[slic
     return [slice(lo, min(B, lo + rows)) for lo in range(0, B, rows)]
 
 
-def forward_chunk(emissions: Tensor, transitions: Tensor, start: Tensor, end: Tensor, mask: Tensor) -> tuple[ScaledForward, Tensor]:
+def forward_chunk(
+    emissions: Tensor, transitions: Tensor, start: Tensor, end: Tensor, mask: Tensor, keep: bool = True
+) -> tuple[ScaledForward, Tensor]:
     """Scaled forward of one chunk and its exact log Z (flagged rows redone in log space)."""
-    sf = scaled_forward(emissions, transitions, start, end, mask)
+    sf = scaled_forward(emissions, transitions, start, end, mask, keep)
     log_z = sf.log_z
     bad = sf.bad.nonzero().squeeze(-1)
     if bad.numel():
@@ -296,10 +331,12 @@ class LogPartition(torch.autograd.Function):
     def forward(ctx: Any, emissions: Tensor, transitions: Tensor, start: Tensor, end: Tensor, mask: Tensor) -> Tensor:
         B, T, N = emissions.shape
         chunks = row_chunks(B, T, N)
+        keep = any(ctx.needs_input_grad[:4])  # without a backward, buffers are reused per chunk
         sfs, log_zs = [], []
         for sl in chunks:
-            sf, lz = forward_chunk(emissions[sl], transitions, start, end, mask[sl])
-            sfs.append(sf)
+            sf, lz = forward_chunk(emissions[sl], transitions, start, end, mask[sl], keep)
+            if keep:
+                sfs.append(sf)
             log_zs.append(lz)
         ctx.chunks, ctx.sfs = chunks, sfs
         ctx.save_for_backward(emissions, transitions, start, end, mask)
