@@ -27,8 +27,17 @@ test: lint
 demo: $(STAMP)
 	$(BIN)/seqlab demo
 
+# Peer comparisons (see bench/README.md). KenLM's lmplz is not a Python package: build it from
+# source and pass LMPLZ=/path/to/lmplz to include the n-gram parity check and lmplz timings.
 bench: $(STAMP)
+	$(PIP) -e ".[data,dev,bench]"
 	$(BIN)/python bench/train_step.py
+	$(BIN)/python bench/chain_inference.py
+	$(BIN)/python bench/hmm_hmmlearn.py
+	$(BIN)/python bench/crf_layer.py
+	$(BIN)/python bench/crf_crfsuite.py
+	$(BIN)/python bench/ngram_speed.py
+	if [ -n "$(LMPLZ)" ]; then $(BIN)/python bench/ngram_kenlm_parity.py --lmplz "$(LMPLZ)"; fi
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
