@@ -18,3 +18,14 @@ def ner_data(n: int, seed: int = 0) -> list[dict]:
                 tags.append("O")
         out.append({"tokens": toks, "tags": tags})
     return out
+
+
+def valid_iob2(tags: list[str]) -> bool:
+    """No I-X after O, after B-Y or I-Y (Y != X), or at the start: written independently of the
+    library's constraint code, so tests can check it."""
+    prev = "O"
+    for t in tags:
+        if t.startswith("I-") and prev[2:] != t[2:]:
+            return False
+        prev = t
+    return True

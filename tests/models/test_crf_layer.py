@@ -13,6 +13,7 @@ from torchcrf import CRF as PeerCRF
 from seqlab.errors import ConfigError
 from seqlab.inference import span_constraints
 from seqlab.models.crf_layer import CRF
+from tests_support import valid_iob2
 
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
@@ -188,13 +189,6 @@ def ner_set(n: int, seed: int) -> list[dict]:
     return out
 
 
-def _valid_iob2(tags: list[str]) -> bool:
-    prev = "O"
-    for t in tags:
-        if t.startswith("I-") and prev[2:] != t[2:]:
-            return False
-        prev = t
-    return True
 
 
 def test_bilstm_crf_learns_ner_and_round_trips(tmp_path) -> None:
@@ -212,7 +206,7 @@ def test_bilstm_crf_learns_ner_and_round_trips(tmp_path) -> None:
     assert metrics["f1"] > 0.8, metrics
     inputs = [ex["tokens"] for ex in test] + [["maria", "went", "to", "rio", "de", "janeiro"]]
     preds = model.predict(inputs)
-    assert all(len(p) == len(x) and _valid_iob2(p) for p, x in zip(preds, inputs))
+    assert all(len(p) == len(x) and valid_iob2(p) for p, x in zip(preds, inputs))
     model.save(tmp_path / "m")
     again = seqlab.load(tmp_path / "m")
     assert again.head == "crf" and again.predict(inputs) == preds

@@ -50,10 +50,12 @@ class NeuralModule(nn.Module):
         if filters and not n_chars:
             raise ConfigError(f"char_filters needs a task that emits characters (labeling); task {task.name!r} does not")
         self.chars = CharCNN(n_chars, c.char_dim, filters, dropout=c.dropout) if filters else None
+        if getattr(c, "causal", False) is None:  # families with causal: bool | None follow the task
+            c = dataclasses.replace(c, causal=task.causal)
         self.encoder = make_encoder(c, c.embedding_dim + filters)
         dim: int = getattr(self.encoder, "output_dim")  # noqa: B009 (an nn.Module attribute)
         if task.causal and not getattr(self.encoder, "causal", False):
-            raise ConfigError(f"task {task.name!r} needs a causal encoder; set bidirectional=false")
+            raise ConfigError(f"task {task.name!r} needs a causal encoder; set bidirectional=false (or causal=true)")
         if head == "crf" and task.output != "token":
             raise ConfigError(f"head 'crf' is for token labeling; task {task.name!r} predicts {task.output!r}")
         self.head: nn.Module
@@ -141,7 +143,11 @@ class NeuralModel:
             # CRF NLL summed over sequences; units = labelled tokens, so the reported loss is
             # per token like the softmax head's (a sequence's NLL spread over its tokens)
             return module(batch, loss=True), _labelled(batch)
-        return self.task.loss(module(batch), batch)
+        total, units = self.task.loss(module(batch), batch)
+        aux = _aux_loss(module)
+        if aux is not None:  # e.g. a mixture-of-experts balancing loss, per unit like the task loss
+            total = total + aux * units
+        return total, units
 
     def _output_loss(self, output: Tensor, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Loss sum and units of an eval-mode output (no DDP here)."""
@@ -289,3 +295,12 @@ class NeuralModel:
         fields = ", ".join(f"{f.name}={getattr(self.config, f.name)!r}" for f in dataclasses.fields(self.config))
         return f"NeuralModel({self.family!r}, task={self.task.name!r}, {fields})"
 
+
+def _aux_loss(module: nn.Module) -> Tensor | None:
+    """The encoder's auxiliary training loss from the last forward (``encoder.aux_loss``, a
+    scalar per unit, or None). Families that have one (mixture-of-experts routing) set it in
+    ``forward``; the trainer then minimises task loss + aux."""
+    inner = getattr(module, "module", module)  # unwrap DDP
+    encoder = getattr(inner, "encoder", None)
+    aux = getattr(encoder, "aux_loss", None)
+    return aux if isinstance(aux, Tensor) else None

@@ -14,6 +14,7 @@ from seqlab.inference import log_partition, score
 from seqlab.models.classical.crf import ChainData, CRFConfig, CRFModel, CRFParams, crf_objective
 from seqlab.models.classical.features import FeatureConfig, FeatureExtractor
 from seqlab.tasks import make_task
+from tests_support import valid_iob2
 
 TINY = FeatureConfig(prefixes=(1,), suffixes=(), shape=False, window=1, window_shape=False)
 
@@ -149,13 +150,6 @@ def test_l2_only_follows_crfsuite_line_searches(ours_ls: str, peer_ls: str) -> N
     assert ours.result_.history[-1]["objective"] == pytest.approx(peer.training_log_.last_iteration["loss"], rel=1e-5)
 
 
-def _valid_iob2(tags: list[str]) -> bool:
-    prev = "O"
-    for t in tags:
-        if t.startswith("I-") and prev[2:] != t[2:]:
-            return False
-        prev = t
-    return True
 
 
 def test_constrained_decoding_gives_valid_iob2_even_when_scores_favour_invalid_paths() -> None:
@@ -170,12 +164,12 @@ def test_constrained_decoding_gives_valid_iob2_even_when_scores_favour_invalid_p
         model.params_.weights[bias, j] += 20.0 if t.startswith("I-") else 0.0
     inputs = [ex["tokens"] for ex in ner_like(40, 4)]
     preds = model.predict(inputs)
-    assert all(_valid_iob2(p) for p in preds)
+    assert all(valid_iob2(p) for p in preds)
     assert [len(p) for p in preds] == [len(x) for x in inputs]
     free = CRFModel("crf", model.task, CRFConfig(c1=0.1, c2=0.01, max_iterations=15, constrained=False))
     free._set_state(*model._get_state())
     free.fitted_ = True
-    assert not all(_valid_iob2(p) for p in free.predict(inputs))
+    assert not all(valid_iob2(p) for p in free.predict(inputs))
 
 
 def _shout(tokens, i):

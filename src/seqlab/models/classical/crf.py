@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -48,8 +48,8 @@ __all__ = ["CRFConfig", "CRFModel", "ChainData", "CRFParams", "crf_objective", "
 
 
 @dataclass(frozen=True)
-class CRFConfig:
-    """Feature templates (see :class:`FeatureConfig`), regularisation and the optimiser.
+class CRFConfig(FeatureConfig):
+    """Feature templates (the fields of :class:`FeatureConfig`), regularisation and the optimiser.
 
     ``boundary=False`` drops the start/end scores, which is CRFsuite's model. ``c1``/``c2``,
     ``max_iterations``, ``num_memories``, ``epsilon``, ``period``, ``delta``, ``linesearch`` and
@@ -59,17 +59,6 @@ class CRFConfig:
     nothing today; it is kept for the API.
     """
 
-    bias: bool = True
-    word: bool = True
-    lower: bool = True
-    prefixes: tuple[int, ...] = (1, 2, 3)
-    suffixes: tuple[int, ...] = (1, 2, 3)
-    shape: bool = True
-    short_shape: bool = True
-    window: int = 2
-    window_shape: bool = True
-    min_freq: int = 1
-    n_buckets: int = 0
     boundary: bool = True
     c1: float = 0.0
     c2: float = 1.0
@@ -99,8 +88,7 @@ class CRFConfig:
         self.features()  # validates the template settings
 
     def features(self) -> FeatureConfig:
-        return FeatureConfig(self.bias, self.word, self.lower, self.prefixes, self.suffixes, self.shape,
-                             self.short_shape, self.window, self.window_shape, self.min_freq, self.n_buckets)
+        return FeatureConfig(**{f.name: getattr(self, f.name) for f in fields(FeatureConfig)})
 
 
 @contextmanager
