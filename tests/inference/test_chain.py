@@ -306,3 +306,26 @@ def test_compiled_viterbi_equals_the_torch_path(dtype: torch.dtype, ties: bool) 
     p2, s2 = viterbi_torch(e, tr, s, en, mask)
     assert torch.equal(p1, p2)
     assert torch.equal(torch.where(mask[:, 0], s1, 0), torch.where(mask[:, 0], s2, 0))
+
+
+@pytest.mark.parametrize("scale", [1.0, 300.0, 3000.0])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_forward_filter_matches_the_reference(scale: float, dtype: torch.dtype) -> None:
+    """Filtering from the scaled pass = from log-space alphas; the increments add up to the
+    log-partition without end scores, and the filtered posteriors normalise."""
+    from seqlab.inference import forward_filter, forward_filter_ref
+
+    lengths = [6, 0, 3, 6, 1, 5]
+    e, tr, s, _, mask = make_chain(7, lengths, 6, 4, dtype, scale)
+    tr = tr.masked_fill(torch.tensor([[False, False, True, False]] * 4), float("-inf"))  # state 2 unreachable
+    step, filt = forward_filter(e, tr, s, mask)
+    ref_step, ref_filt = forward_filter_ref(e.double(), tr.double(), s.double(), mask)
+    rtol = 1e-4 if dtype == torch.float32 else 1e-9
+    assert torch.allclose(step.double(), ref_step, rtol=rtol, atol=rtol * scale)
+    real = mask.unsqueeze(-1).expand_as(filt) & torch.isfinite(ref_filt)
+    assert torch.allclose(filt.double()[real], ref_filt[real], rtol=rtol, atol=rtol * scale)
+    assert bool((filt[:, 1:, 2] == float("-inf"))[mask[:, 1:]].all())  # unreachable after the start
+    zeros = torch.zeros(4, dtype=torch.float64)
+    total = log_partition_ref(e.double(), tr.double(), s.double(), zeros, mask)
+    assert torch.allclose(step.double().sum(1), total, rtol=rtol, atol=rtol * scale)
+    assert torch.allclose(filt.double().exp().sum(-1)[mask], torch.ones(int(mask.sum()), dtype=torch.float64), atol=1e-5)

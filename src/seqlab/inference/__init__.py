@@ -4,6 +4,8 @@ from seqlab.inference.chain import (
     ChainPosteriors,
     forward_backward,
     forward_backward_ref,
+    forward_filter,
+    forward_filter_ref,
     log_partition,
     log_partition_ref,
     nbest,
@@ -15,6 +17,7 @@ from seqlab.inference.chain import (
 from seqlab.inference.constraints import Constraints, span_constraints
 
 __all__ = [
-    "ChainPosteriors", "Constraints", "forward_backward", "forward_backward_ref", "log_partition",
+    "ChainPosteriors", "Constraints", "forward_backward", "forward_backward_ref", "forward_filter",
+    "forward_filter_ref", "log_partition",
     "log_partition_ref", "nbest", "sample", "score", "span_constraints", "viterbi", "viterbi_ref",
 ]

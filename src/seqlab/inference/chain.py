@@ -30,13 +30,15 @@ from seqlab.inference.fast import (
     forward_chunk,
     marginals_chunk,
     row_chunks,
+    scaled_forward,
     viterbi_fast,
 )
 from seqlab.inference.semiring import LogSemiring, MaxSemiring, chain_forward, log_alphas
 
 __all__ = [
     "ChainPosteriors", "log_partition", "forward_backward", "score", "viterbi", "nbest", "sample",
-    "log_partition_ref", "forward_backward_ref", "viterbi_ref", "check_chain",
+    "forward_filter", "log_partition_ref", "forward_backward_ref", "viterbi_ref", "forward_filter_ref",
+    "check_chain",
 ]
 
 
@@ -225,3 +227,48 @@ def viterbi_ref(emissions: Tensor, transitions: Tensor, start: Tensor, end: Tens
     """Best path score per sequence by the max-semiring recursion: (B,)."""
     check_chain(emissions, transitions, start, end, mask)
     return chain_forward(MaxSemiring, emissions, transitions, start, end, mask)
+
+
+def forward_filter(emissions: Tensor, transitions: Tensor, start: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Filtering (online) quantities, as an HMM language model needs them:
+    ``step`` (B, T) log-normaliser increments log Z_{<=t} - log Z_{<t} (for an HMM, the
+    per-token log p(x_t | x_<t)), 0 on padding; ``filtered`` (B, T, N) log p(s_t | x_<=t), i.e.
+    normalised log alphas (padding repeats the last real row). No end scores: nothing is
+    known about the future while filtering.
+
+    The scaled forward pass gives both directly: its normalised alphas are the filtered
+    posteriors and its scale factors the increments (plus the shifts it took out of the
+    exponentials). Rows that underflow there are redone by :func:`forward_filter_ref`."""
+    N = emissions.shape[-1]
+    check_chain(emissions, transitions, start, start.new_zeros(N), mask)
+    B, T, _ = emissions.shape
+    if T == 0:
+        return emissions.new_zeros(B, 0), emissions.new_zeros(B, 0, N)
+    steps, filts = [], []
+    for sl in row_chunks(B, T, N):
+        e, m = emissions[sl], mask[sl]
+        sf = scaled_forward(e, transitions, start, start.new_zeros(N), m, keep=True)
+        assert sf.shifts is not None
+        shift, tau, sig = sf.shifts
+        t_idx = torch.arange(T, device=e.device).unsqueeze(1)  # (T, 1)
+        step = torch.log(sf.C) + shift + torch.where(t_idx == 0, sig, tau)  # (T, b)
+        step = torch.where(sf.mask_t, step, torch.zeros_like(step)).t()  # (b, T)
+        filt = torch.log(sf.A).transpose(0, 1)  # (b, T, N); -inf on padding for now
+        lengths = sf.lengths
+        last = filt[torch.arange(filt.shape[0]), (lengths - 1).clamp(min=0)]  # (b, N)
+        filt = torch.where(m.unsqueeze(-1), filt, last.unsqueeze(1))
+        if sf.bad.any():
+            rs, rf = forward_filter_ref(e[sf.bad].double(), transitions.double(), start.double(), m[sf.bad])
+            step[sf.bad], filt[sf.bad] = rs, rf
+        steps.append(step.to(emissions.dtype))
+        filts.append(filt.to(emissions.dtype))
+    return torch.cat(steps), torch.cat(filts)
+
+
+def forward_filter_ref(emissions: Tensor, transitions: Tensor, start: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`forward_filter` from the log-space forward variables, readably."""
+    alpha = log_alphas(emissions, transitions, start, mask)  # (B, T, N)
+    log_px = torch.logsumexp(alpha, -1)  # (B, T) log Z_{<=t}
+    prev = torch.cat([log_px.new_zeros(log_px.shape[0], 1), log_px[:, :-1]], 1)  # (B, T)
+    step = torch.where(mask, log_px - prev, torch.zeros_like(log_px))
+    return step, alpha - log_px.unsqueeze(-1)

@@ -59,6 +59,7 @@ class ScaledForward:
     lengths: Tensor  # (B,)
     log_z: Tensor  # (B,) float64
     bad: Tensor  # (B,) bool: recompute in log space
+    shifts: tuple[Tensor, Tensor, Tensor] | None = None  # emission, transition, start shifts (scalars)
 
 
 def scaled_forward(
@@ -121,7 +122,7 @@ def scaled_forward(
             A[:, bad] = 0.0
             C[:, bad] = 1.0
             c_end = c_end.masked_fill(bad, 1.0)
-    return ScaledForward(A, C, E, P, F, c_end, mask_t, lengths, log_z, bad)
+    return ScaledForward(A, C, E, P, F, c_end, mask_t, lengths, log_z, bad, (shift, tau, sig))
 
 
 def _betas(sf: ScaledForward, consume: bool = False) -> tuple[Tensor, Tensor]:

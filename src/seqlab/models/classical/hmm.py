@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from seqlab.errors import ConfigError
-from seqlab.inference.semiring import log_alphas
+from seqlab.inference import forward_filter
 from seqlab.models.classical.base import ClassicalModel
 from seqlab.models.classical.hmm_core import HMM, CategoricalHMM, GaussianHMM
 from seqlab.models.classical.hmm_emissions import CategoricalEmission, Emission, GaussianEmission
@@ -163,10 +163,7 @@ class HMMModel(ClassicalModel):
         """Per-token log p(x_t | x_<t) (B, T) (0 on padding) and log p(s_t | x_<=t) (B, T, N)."""
         hmm = self._lm()
         start, trans, end = hmm._chain()
-        alpha = log_alphas(hmm._potentials(x), trans, start, mask)  # (B, T, N)
-        log_px = torch.logsumexp(alpha, -1)  # (B, T) log p(x_<=t)
-        prev = torch.cat([log_px.new_zeros(log_px.shape[0], 1), log_px[:, :-1]], 1)  # (B, T)
-        return (log_px - prev) * mask, alpha - log_px.unsqueeze(-1)
+        return forward_filter(hmm._potentials(x), trans, start, mask)  # (B, T), (B, T, N)
 
     def _lm_pass(self, pieces: list[list[int]]) -> tuple[float, list[dict[str, int]]]:
         """Summed NLL and per-piece {"chars", "hits"} (top-1 next-token predictions)."""
