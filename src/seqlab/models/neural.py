@@ -163,6 +163,18 @@ class NeuralModel:
             return getattr(self.task, "decode_ids")(head.decode(output, batch["mask"]), batch)  # noqa: B009
         return self.task.decode(output, batch)
 
+    def prepare(self, train: Sequence[Example]) -> NeuralModel:
+        """Fit the task's vocabularies on ``train`` and build the network, once, without training
+        (``fit`` calls it; so does weight transfer into a model that has not been trained)."""
+        if self.module_ is None:
+            if not train:
+                raise SeqlabError("the model is not built yet: pass its training examples")
+            if getattr(self.config, "char_filters", 0) and hasattr(self.task, "use_chars"):
+                self.task.use_chars = True  # the model asks the task for character ids
+            self.task.fit(train)
+            self.module_ = self._build_module()
+        return self
+
     def fit(
         self, train: Sequence[Example], valid: Sequence[Example] | None = None, *,
         run_dir: str | Path | None = None, resume: bool = True,
@@ -174,11 +186,7 @@ class NeuralModel:
         """
         if not train:
             raise SeqlabError("fit() needs at least one training example")
-        if self.module_ is None:
-            if getattr(self.config, "char_filters", 0) and hasattr(self.task, "use_chars"):
-                self.task.use_chars = True  # the model asks the task for character ids
-            self.task.fit(train)
-            self.module_ = self._build_module()
+        self.prepare(train)
         enc = self.task.encode(train)
         if enc.report.n_truncated:
             print(f"[seqlab] train: {enc.report}")
@@ -247,12 +255,18 @@ class NeuralModel:
 
     def generate(
         self, prompts: Sequence[str], max_new_tokens: int = 200, temperature: float = 1.0,
-        top_k: int | None = None, seed: int = 0,
+        top_k: int | None = None, seed: int = 0, *, top_p: float | None = None,
+        method: str = "sample", beam: int = 4, stop_at_eos: bool = False,
     ) -> list[str]:
-        """Sample continuations from a causal LM (see :func:`seqlab.models.sampling.sample`)."""
-        from seqlab.models.sampling import sample
+        """Continuations from a causal LM: ``method`` "sample" (temperature, top-k, top-p;
+        ``temperature == 0`` is greedy), "greedy" or "beam" (width ``beam``); ``stop_at_eos``
+        ends a continuation at ``<eos>`` (see :func:`seqlab.models.sampling.generate`)."""
+        from seqlab.models.sampling import generate
 
-        return sample(self, prompts, max_new_tokens, temperature, top_k, seed)
+        return generate(
+            self, prompts, max_new_tokens, temperature, top_k, seed, top_p=top_p,
+            method=method, beam=beam, stop_at_eos=stop_at_eos,  # type: ignore[arg-type]
+        )
 
     # --- persistence --------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

@@ -73,6 +73,9 @@ FAMILIES: dict[str, Family] = {
     "crf": Family("crf", "feature-based linear-chain CRF (Lafferty et al. 2001), L-BFGS / OWL-QN",
                   "seqlab.models.classical.crf", "CRFConfig", "", ("labeling",), "whole sequence (features: a window)",
                   estimator="CRFModel"),
+    "transformer": Family("transformer", "Transformer, Pre-LN; sinusoidal/learned/RoPE/ALiBi positions, optional MoE (Vaswani et al. 2017)",
+                          "seqlab.models.transformer", "TransformerConfig", "TransformerEncoder",
+                          _RNN_TASKS, "causal (lm), or bidirectional", {}, _RNN_HEADS),
 }
 ALIASES: dict[str, str] = {"rnn": "elman"}
 

@@ -1,44 +1,168 @@
-"""Sampling from a causal LM: temperature and top-k, with a seeded generator.
+"""Generating from causal LMs through :mod:`seqlab.inference.decoding` (greedy, beam, sampling).
 
-Encoders that can step (RNNs) carry their state, so each new token costs one step; others
-recompute over the last ``block_size`` tokens. The full decoding module (beam search, top-p,
-a KV cache) comes with the generation task.
+Each kind of LM becomes a :class:`~seqlab.inference.decoding.Stepper`:
+
+* :class:`RecurrentStepper`: encoders with ``step(x (N, 1, D), state)`` (RNNs, cached
+  Transformers) carry their state, so each new token costs one step. Beam search reorders the
+  state with the encoder's ``reorder(state, index)`` if it has one, else along the batch
+  dimension ``encoder.state_batch_dim`` of every tensor in it (default 1: PyTorch's RNN
+  ``(L, N, H)``; a KV cache ``(N, heads, T, D)`` declares 0).
+* :class:`WindowStepper`: other causal encoders recompute over the last ``block_size`` tokens;
+  the state is that window, (N, t) ids.
+* :class:`NGramStepper`: an n-gram model's backoff tables; the state is the history, (N, order)
+  model ids left-padded with -1, and ``</s>`` (or ``<s>``) starts a new sentence, as in training.
+
+A prompt primes the stepper: its last token is the first one fed, the rest builds the state.
+
+Shapes: N stepper rows (beam hypotheses), T prompt length, V vocabulary, D embedding width.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from seqlab.errors import ConfigError
+from seqlab.inference.decoding import (
+    Stepper,
+    beam_search,
+    filter_logits,
+    greedy,
+    reorder_state,
+    sample,
+)
 
 if TYPE_CHECKING:
+    from seqlab.models.classical.ngram import NGramTables
     from seqlab.models.neural import NeuralModel
 
-__all__ = ["sample", "sample_logits"]
+__all__ = [
+    "Method", "RecurrentStepper", "WindowStepper", "NGramStepper", "decode_continuation", "generate",
+    "sample_logits",
+]
+
+Method = Literal["sample", "greedy", "beam"]
 
 
-def sample_logits(logits: Tensor, temperature: float, top_k: int | None, generator: torch.Generator) -> Tensor:
-    """(B, V) logits -> (B,) ids. ``temperature == 0`` is greedy."""
+def sample_logits(logits: Tensor, temperature: float, top_k: int | None, generator: torch.Generator, top_p: float | None = None) -> Tensor:
+    """(B, V) logits -> (B,) ids drawn from ``softmax(logits / temperature)`` restricted to the
+    top-k / top-p support. ``temperature == 0`` is greedy."""
     if temperature <= 0:
         return logits.argmax(-1)
-    logits = logits.float() / temperature
-    if top_k is not None and top_k < logits.shape[-1]:
-        kth = logits.topk(top_k, dim=-1).values[..., -1:]  # (B, 1)
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = logits.softmax(-1)
+    probs = filter_logits(logits.float() / temperature, top_k, top_p).softmax(-1)  # (B, V)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+class RecurrentStepper:
+    """A NeuralModule whose encoder can ``step``: one token in, next-token logits out."""
+
+    def __init__(self, module: Any) -> None:
+        self.module = module
+        self.encoder = module.encoder
+
+    def prime(self, ids: list[int]) -> tuple[Tensor, Any]:
+        """``(start (1,), state)`` after all of ``ids`` but the last."""
+        state = None
+        if len(ids) > 1:
+            x = torch.tensor([ids[:-1]], dtype=torch.long, device=self._device)  # (1, T-1)
+            _, state = self.encoder.step(self.module.embed(x), None)
+        return torch.tensor(ids[-1:], dtype=torch.long, device=self._device), state
+
+    @property
+    def _device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    def step(self, tokens: Tensor, state: Any) -> tuple[Tensor, Any]:
+        h, state = self.encoder.step(self.module.embed(tokens[:, None]), state)  # (N, 1, H)
+        mask = torch.ones(h.shape[0], 1, dtype=torch.bool, device=h.device)  # (N, 1)
+        return self.module.head(h, mask)[:, -1], state  # (N, V)
+
+    def reorder(self, state: Any, index: Tensor) -> Any:
+        own = getattr(self.encoder, "reorder", None)
+        if own is not None:
+            return own(state, index)
+        return reorder_state(state, index, dim=int(getattr(self.encoder, "state_batch_dim", 1)))
+
+
+class WindowStepper(RecurrentStepper):
+    """Any causal NeuralModule: the logits at the end of the last ``block`` tokens."""
+
+    def __init__(self, module: Any, block: int) -> None:
+        super().__init__(module)
+        self.block = block
+
+    def prime(self, ids: list[int]) -> tuple[Tensor, Any]:
+        window = torch.tensor([ids[:-1][-(self.block - 1):] if self.block > 1 else []], dtype=torch.long)
+        return torch.tensor(ids[-1:], dtype=torch.long, device=self._device), window.to(self._device)
+
+    def step(self, tokens: Tensor, state: Any) -> tuple[Tensor, Any]:
+        seq = torch.cat([state, tokens[:, None]], dim=1)[:, -self.block :]  # (N, t)
+        logits = self.module({"input_ids": seq, "mask": torch.ones_like(seq, dtype=torch.bool)})  # (N, t, V)
+        return logits[:, -1], seq
+
+    def reorder(self, state: Any, index: Tensor) -> Any:
+        return reorder_state(state, index)
+
+
+class NGramStepper:
+    """An n-gram model's tables as a stepper over model ids (``<unk>`` 0, ``<s>`` 1, ``</s>`` 2)."""
+
+    def __init__(self, tables: NGramTables) -> None:
+        self.tables = tables
+        self.width = max(tables.order, 1)
+
+    def prime(self, history: list[int]) -> tuple[Tensor, Any]:
+        from seqlab.models.classical.ngram import BOS
+
+        start = history[-1] if history else BOS
+        return torch.tensor([start]), self._pad([history[:-1]])
+
+    def _pad(self, rows: list[list[int]]) -> Tensor:
+        w = self.width
+        return torch.tensor([[-1] * (w - len(r[-w:])) + r[-w:] for r in rows], dtype=torch.long).view(len(rows), w)
+
+    def step(self, tokens: Tensor, state: Any) -> tuple[Tensor, Any]:
+        from seqlab.models.classical.ngram import BOS, EOS, _context_chain, next_log10_rows
+
+        rows = []
+        for hist, tok in zip(state.tolist(), tokens.tolist()):
+            rows.append([] if tok in (BOS, EOS) else [*(h for h in hist if h >= 0), tok])
+        chains = np.stack([_context_chain(self.tables, r) for r in rows]) if rows else np.zeros((0, self.width - 1), dtype=np.int64)
+        logits = torch.from_numpy(next_log10_rows(self.tables, chains) * math.log(10))  # (N, V)
+        return logits, self._pad(rows)
+
+    def reorder(self, state: Any, index: Tensor) -> Any:
+        return reorder_state(state, index)
+
+
+def decode_continuation(
+    stepper: Any, ids: list[int], n: int, eos: int | None, method: Method, temperature: float,
+    top_k: int | None, top_p: float | None, beam: int, generator: torch.Generator,
+) -> list[int]:
+    """Up to ``n`` new ids after ``ids`` (primed through ``stepper.prime``), ``eos`` excluded."""
+    s: Stepper = stepper
+    start, state = stepper.prime(ids)
+    if method == "beam":
+        return beam_search(s, start, state, n, eos, beam=beam)[0][0].tokens
+    if method == "greedy":
+        return greedy(s, start, state, n, eos)[0].tokens
+    if method == "sample":
+        return sample(s, start, state, n, eos, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)[0].tokens
+    raise ConfigError(f"unknown generation method {method!r}; valid: sample, greedy, beam")
+
+
 @torch.no_grad()
-def sample(
+def generate(
     model: NeuralModel, prompts: Sequence[str], max_new_tokens: int, temperature: float,
-    top_k: int | None, seed: int,
+    top_k: int | None, seed: int, *, top_p: float | None = None, method: Method = "sample",
+    beam: int = 4, stop_at_eos: bool = False,
 ) -> list[str]:
-    """Continue each prompt by ``max_new_tokens`` tokens; returns the continuations as text."""
+    """Continue each prompt by up to ``max_new_tokens`` tokens; returns the continuations as text."""
     task: Any = model.task
     if task.name != "lm":
         raise ConfigError(f"generate() needs a causal LM; this model's task is {task.name!r}")
@@ -48,36 +172,16 @@ def sample(
     gen = torch.Generator().manual_seed(seed)
     codec = task.codec
     eos = codec.fitted_vocab.eos_id
+    has_step = getattr(module.encoder, "step", None) is not None
+    stepper = RecurrentStepper(module) if has_step else WindowStepper(module, task.config.block_size)
     outs = []
     try:
         for prompt in prompts:
             ids = codec.encode(prompt) or [eos]
-            new = _sample_one(module, ids, max_new_tokens, temperature, top_k, gen, task.config.block_size)
+            new = decode_continuation(
+                stepper, ids, max_new_tokens, eos if stop_at_eos else None, method, temperature, top_k, top_p, beam, gen
+            )
             outs.append(codec.detokenize(codec.decode(new)))
     finally:
         module.train(was_training)
     return outs
-
-
-def _sample_one(
-    module: Any, ids: list[int], n: int, temperature: float, top_k: int | None, gen: torch.Generator, block: int
-) -> list[int]:
-    step = getattr(module.encoder, "step", None)
-    new: list[int] = []
-    if step is not None:
-        x = torch.tensor([ids], dtype=torch.long)
-        h, state = step(module.embed(x), None)  # (1, T, H)
-        for _ in range(n):
-            mask = torch.ones(1, 1, dtype=torch.bool)
-            nxt = sample_logits(module.head(h[:, -1:], mask)[:, -1], temperature, top_k, gen)
-            new.append(int(nxt))
-            h, state = step(module.embed(nxt.view(1, 1)), state)
-        return new
-    seq = list(ids)
-    for _ in range(n):
-        x = torch.tensor([seq[-block:]], dtype=torch.long)
-        logits = module({"input_ids": x, "mask": torch.ones_like(x, dtype=torch.bool)})
-        nxt = sample_logits(logits[:, -1], temperature, top_k, gen)
-        seq.append(int(nxt))
-        new.append(int(nxt))
-    return new

@@ -9,6 +9,7 @@ from seqlab.config import check_keys, from_dict
 from seqlab.errors import ConfigError
 from seqlab.tasks.base import Batch, Encoded, EvalAccumulator, Example, Item, Task
 from seqlab.tasks.classification import ClassificationConfig, ClassificationTask
+from seqlab.tasks.generation import GenerationConfig, GenerationTask
 from seqlab.tasks.labeling import LabelingConfig, LabelingTask
 from seqlab.tasks.lm import LMConfig, LMTask
 from seqlab.tasks.mlm import MLMConfig, MLMTask
@@ -27,6 +28,7 @@ __all__ = [
 
 TASKS: dict[str, tuple[type[Task], type]] = {
     "classification": (ClassificationTask, ClassificationConfig),
+    "generation": (GenerationTask, GenerationConfig),
     "labeling": (LabelingTask, LabelingConfig),
     "lm": (LMTask, LMConfig),
     "mlm": (MLMTask, MLMConfig),

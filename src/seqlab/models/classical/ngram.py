@@ -704,33 +704,35 @@ class NGramModel(ClassicalModel):
 
     def generate(
         self, prompts: Sequence[str], max_new_tokens: int = 200, temperature: float = 1.0,
-        top_k: int | None = None, seed: int = 0,
+        top_k: int | None = None, seed: int = 0, *, top_p: float | None = None,
+        method: str = "sample", beam: int = 4, stop_at_eos: bool = False,
     ) -> list[str]:
-        """Sample continuations (temperature, top-k; ``temperature == 0`` is greedy). After
-        ``</s>`` a new sentence starts, as in the training stream."""
+        """Continuations through :mod:`seqlab.inference.decoding`: ``method`` "sample"
+        (temperature, top-k, top-p; ``temperature == 0`` is greedy), "greedy" or "beam". After
+        ``</s>`` a new sentence starts, as in the training stream, unless ``stop_at_eos``."""
+        from seqlab.models.sampling import NGramStepper, decode_continuation
 
         self._check_fitted()
         gen = torch.Generator().manual_seed(seed)
         codec: Any = getattr(self.task, "codec")  # noqa: B009 (the lm task's)
+        stepper = NGramStepper(self.tables_)
         outs = []
         for i, prompt in enumerate(prompts):
-            new = self.sample_ids(self._history(prompt, i), max_new_tokens, temperature, top_k, gen)
+            new = decode_continuation(
+                stepper, self._history(prompt, i), max_new_tokens, EOS if stop_at_eos else None,
+                method, temperature, top_k, top_p, beam, gen,  # type: ignore[arg-type]
+            )
             outs.append(codec.detokenize(codec.decode(self._to_task(np.asarray(new, dtype=np.int64)).tolist())))
         return outs
 
     def sample_ids(
         self, history: list[int], n: int, temperature: float, top_k: int | None, generator: torch.Generator,
+        top_p: float | None = None,
     ) -> list[int]:
         """``n`` model ids sampled one by one after ``history`` (model ids, from ``<s>``)."""
-        from seqlab.models.sampling import sample_logits
+        from seqlab.models.sampling import NGramStepper, decode_continuation
 
-        hist, new = list(history), []
-        for _ in range(n):
-            logits = torch.from_numpy(next_log10(self.tables_, hist) * math.log(10))[None, :]  # (1, V)
-            nxt = int(sample_logits(logits, temperature, top_k, generator)[0])
-            new.append(nxt)
-            hist = [] if nxt == EOS else [*hist, nxt][-self.config.order :]
-        return new
+        return decode_continuation(NGramStepper(self.tables_), history, n, None, "sample", temperature, top_k, top_p, 1, generator)
 
     def to_arpa(self, path: str) -> None:
         """Export as an ARPA file (readable by KenLM and SRILM)."""

@@ -1,0 +1,302 @@
+"""Transformer family: Pre-LayerNorm blocks over ``scaled_dot_product_attention``.
+
+Shapes: B batch, T time (Tq new queries, Tk keys incl. cached), D = embedding_dim model width,
+H heads, Dh = D / H, F feed-forward width. Masks are (B, T) bool, True = real token.
+
+One encoder class serves three shapes: bidirectional (encoder-only, for classification,
+labeling and mlm pretraining, Devlin et al. 2019), causal (decoder-only, for the LM, Radford et
+al. 2018), and, through :class:`TransformerDecoderBlock` (a block whose cross-attention is on),
+the decoder of an encoder-decoder (Vaswani et al. 2017). Blocks are Pre-LN (Xiong et al. 2020):
+x + Attn(LN(x)), then x + FFN(LN(x)), and a final LayerNorm. The feed-forward is dense or a
+mixture of experts (:mod:`seqlab.models.layers.moe`); positions are none, sinusoidal, learned,
+RoPE or ALiBi (:mod:`seqlab.models.layers.positions`).
+
+Padding: attention never looks at padded keys and positions count real tokens only, so a
+sequence gets the same outputs whatever padding (left or right) surrounds it. Incremental
+decoding (:meth:`TransformerEncoder.step`) keeps each layer's keys and values (a KV cache) and
+continues positions from the cache's length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from seqlab.errors import ConfigError, SeqlabError
+from seqlab.models.layers.attention import (
+    AttentionMask,
+    KVCache,
+    MultiHeadAttention,
+    make_attention_mask,
+)
+from seqlab.models.layers.moe import FeedForward, MoEFeedForward
+from seqlab.models.layers.positions import (
+    LearnedPositions,
+    SinusoidalPositions,
+    alibi_bias,
+    alibi_slopes,
+    positions_from_mask,
+    rope_angles,
+)
+
+__all__ = [
+    "TransformerConfig", "TransformerEncoder", "TransformerBlock", "TransformerDecoderBlock", "BlockCache",
+    "TransformerState", "transfer_encoder",
+]
+
+PositionScheme = Literal["none", "sinusoidal", "learned", "rope", "alibi"]
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """Hyperparameters of a Transformer. ``embedding_dim`` is the model width D.
+
+    The feed-forward width is ``d_ff``, or ``hidden_size`` (the name every family shares), or
+    4 * D when neither is set. ``causal=None`` follows the task (lm: causal; others: not).
+    ``moe_experts > 0`` replaces each feed-forward by that many experts, ``moe_top_k`` per token,
+    adding ``moe_loss_weight`` x the balancing loss (summed over layers) to the training loss.
+    ``max_len`` bounds learned positions only.
+    """
+
+    embedding_dim: int = 128
+    n_heads: int = 4
+    num_layers: int = 2
+    d_ff: int | None = None
+    hidden_size: int | None = None
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    positions: PositionScheme = "rope"
+    max_len: int = 512
+    causal: bool | None = None
+    moe_experts: int = 0
+    moe_top_k: int = 1
+    moe_loss_weight: float = 0.01
+    word_dropout: float = 0.0
+    pooling: Literal["last", "mean", "max", "attention"] = "mean"
+    tie_weights: bool = True
+    char_filters: int = 0
+    char_dim: int = 30
+    norm_eps: float = 1e-5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("embedding_dim", "n_heads", "num_layers", "max_len"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, found {getattr(self, name)}")
+        for name in ("d_ff", "hidden_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be >= 1 (or unset), found {value}")
+        if self.d_ff is not None and self.hidden_size is not None and self.d_ff != self.hidden_size:
+            raise ConfigError(f"d_ff ({self.d_ff}) and hidden_size ({self.hidden_size}) both set the feed-forward width; set one")
+        if self.embedding_dim % self.n_heads:
+            raise ConfigError(f"embedding_dim ({self.embedding_dim}) must be a multiple of n_heads ({self.n_heads})")
+        if self.positions == "rope" and (self.embedding_dim // self.n_heads) % 2:
+            raise ConfigError(f"positions='rope' needs an even head width; embedding_dim / n_heads = {self.embedding_dim // self.n_heads}")
+        for name in ("dropout", "attention_dropout", "word_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1), found {getattr(self, name)}")
+        if self.moe_experts < 0 or self.moe_loss_weight < 0:
+            raise ConfigError(f"moe_experts and moe_loss_weight must be >= 0, found {self.moe_experts}, {self.moe_loss_weight}")
+        if self.moe_experts and not 1 <= self.moe_top_k <= self.moe_experts:
+            raise ConfigError(f"moe_top_k must be in [1, moe_experts={self.moe_experts}], found {self.moe_top_k}")
+
+    @property
+    def ff_width(self) -> int:
+        return self.d_ff or self.hidden_size or 4 * self.embedding_dim
+
+
+@dataclass(frozen=True)
+class BlockCache:
+    """One block's cache: self-attention keys/values so far, cross-attention's memory keys/values."""
+
+    self_kv: KVCache
+    cross_kv: KVCache | None = None
+
+
+@dataclass(frozen=True)
+class TransformerState:
+    """An incremental decoder's state: one cache per block and the number of tokens seen."""
+
+    caches: tuple[BlockCache, ...]
+    length: int
+
+
+class TransformerBlock(nn.Module):
+    """Pre-LN block: x + Attn(LN(x)) [+ CrossAttn(LN(x), memory)] + FFN(LN(x)), dropout on each
+    sublayer's output. ``cross=True`` adds the cross-attention (see :class:`TransformerDecoderBlock`)."""
+
+    def __init__(self, config: TransformerConfig, cross: bool = False) -> None:
+        super().__init__()
+        c = config
+        d = c.embedding_dim
+        self.ln1 = nn.LayerNorm(d, eps=c.norm_eps)
+        self.attn = MultiHeadAttention(d, c.n_heads, c.attention_dropout)
+        self.ln_cross = nn.LayerNorm(d, eps=c.norm_eps) if cross else None
+        self.cross_attn = MultiHeadAttention(d, c.n_heads, c.attention_dropout, cross=True) if cross else None
+        self.ln2 = nn.LayerNorm(d, eps=c.norm_eps)
+        self.ffn: nn.Module
+        if c.moe_experts:
+            self.ffn = MoEFeedForward(d, c.ff_width, c.moe_experts, c.moe_top_k, c.dropout)
+        else:
+            self.ffn = FeedForward(d, c.ff_width, c.dropout)
+        self.drop = nn.Dropout(c.dropout)
+
+    def forward(
+        self, x: Tensor, mask: Tensor, attn: AttentionMask, rope: tuple[Tensor, Tensor] | None = None,
+        cache: BlockCache | None = None, memory: Tensor | None = None, memory_attn: AttentionMask | None = None,
+    ) -> tuple[Tensor, BlockCache, Tensor | None]:
+        """``x`` (B, Tq, D), ``mask`` (B, Tq) -> (B, Tq, D), the new cache, the MoE loss (or None)."""
+        a, self_kv = self.attn(self.ln1(x), attn, rope, None if cache is None else cache.self_kv)
+        x = x + self.drop(a)  # (B, Tq, D)
+        cross_kv = None
+        if self.cross_attn is not None and self.ln_cross is not None:
+            if memory_attn is None:
+                memory_attn = AttentionMask(None, None, None, False)  # no memory padding
+            c, cross_kv = self.cross_attn(
+                self.ln_cross(x), memory_attn, cache=None if cache is None else cache.cross_kv, memory=memory
+            )
+            x = x + self.drop(c)
+        aux = None
+        if isinstance(self.ffn, MoEFeedForward):
+            f, aux = self.ffn(self.ln2(x), mask)
+        else:
+            f = self.ffn(self.ln2(x))
+        return x + self.drop(f), BlockCache(self_kv, cross_kv), aux  # (B, Tq, D)
+
+
+class TransformerDecoderBlock(TransformerBlock):
+    """The encoder-decoder's decoder block: causal self-attention, cross-attention over the
+    encoder's output (``memory`` (B, S, D) with ``memory_attn`` from its padding mask), FFN.
+    Its cache holds the memory's keys/values after the first step."""
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__(config, cross=True)
+
+
+class TransformerEncoder(nn.Module):
+    """(B, T, D_in) embeddings + (B, T) mask -> (B, T, D) states (zeros on padding).
+
+    An input projection maps D_in to D when they differ (character features); learned or
+    sinusoidal positions are added to the input, RoPE and ALiBi act inside attention.
+    After a forward, ``aux_loss`` holds the mixture-of-experts balancing loss (weighted), or None.
+    """
+
+    slopes: Tensor
+
+    def __init__(self, config: TransformerConfig, input_dim: int) -> None:
+        super().__init__()
+        c = config
+        d = c.embedding_dim
+        self.config = c
+        self.causal = bool(c.causal)
+        self.output_dim = d
+        self.head_dim = d // c.n_heads
+        self.proj = nn.Linear(input_dim, d) if input_dim != d else nn.Identity()
+        self.pos_embed: nn.Module | None = None
+        if c.positions == "sinusoidal":
+            self.pos_embed = SinusoidalPositions(d)
+        elif c.positions == "learned":
+            self.pos_embed = LearnedPositions(c.max_len, d)
+        self.register_buffer("slopes", alibi_slopes(c.n_heads), persistent=False)  # (H,), used by ALiBi
+        self.blocks = nn.ModuleList([TransformerBlock(c) for _ in range(c.num_layers)])
+        self.norm = nn.LayerNorm(d, eps=c.norm_eps)
+        self.aux_loss: Tensor | None = None
+
+    def _run(
+        self, x: Tensor, mask: Tensor, key_mask: Tensor | None, pos: Tensor, k_pos: Tensor,
+        caches: Sequence[BlockCache | None],
+    ) -> tuple[Tensor, tuple[BlockCache, ...]]:
+        h = self.proj(x)  # (B, Tq, D)
+        if self.pos_embed is not None:
+            h = h + self.pos_embed(pos)
+        kind = self.config.positions
+        rope = rope_angles(pos, self.head_dim) if kind == "rope" else None  # (B, 1, Tq, Dh) x 2
+        bias = alibi_bias(self.slopes, pos, k_pos) if kind == "alibi" else None  # (B, H, Tq, Tk)
+        attn = make_attention_mask(key_mask, pos.shape[1], k_pos.shape[1], self.causal, bias)
+        new: list[BlockCache] = []
+        auxes: list[Tensor] = []
+        for block, cache in zip(self.blocks, caches):
+            h, c, aux = block(h, mask, attn, rope, cache)
+            new.append(c)
+            if aux is not None:
+                auxes.append(aux)
+        self.aux_loss = self.config.moe_loss_weight * torch.stack(auxes).sum() if auxes else None
+        return self.norm(h), tuple(new)  # (B, Tq, D)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        pos = positions_from_mask(mask)  # (B, T)
+        key_mask = None if bool(mask.all()) else mask
+        h, _ = self._run(x, mask, key_mask, pos, pos, [None] * len(self.blocks))
+        return h * mask.unsqueeze(-1).to(h.dtype)  # (B, T, D)
+
+    def step(self, x: Tensor, state: TransformerState | None) -> tuple[Tensor, TransformerState]:
+        """Incremental causal decoding: ``x`` (B, Tq, D_in) new tokens (a prompt, then one at a
+        time; no padding) -> (B, Tq, D) and the state with their keys/values appended."""
+        if not self.causal:
+            raise ConfigError("a bidirectional Transformer cannot decode incrementally (causal=false)")
+        b, tq = x.shape[:2]
+        past = 0 if state is None else state.length
+        k_pos = torch.arange(past + tq, device=x.device).expand(b, -1)  # (B, Tk)
+        mask = torch.ones(b, tq, dtype=torch.bool, device=x.device)
+        caches: Sequence[BlockCache | None] = [None] * len(self.blocks) if state is None else state.caches
+        h, new = self._run(x, mask, None, k_pos[:, past:], k_pos, caches)
+        return h, TransformerState(new, past + tq)
+
+    state_batch_dim = 0  # cached keys/values are (B, H, T, Dh)
+
+    @staticmethod
+    def reorder(state: TransformerState | None, index: Tensor) -> TransformerState | None:
+        """The state of rows ``index`` (M,) long, in that order (beam search); rows may repeat."""
+        if state is None:
+            return None
+
+        def pick(kv: KVCache) -> KVCache:
+            return kv[0].index_select(0, index.to(kv[0].device)), kv[1].index_select(0, index.to(kv[1].device))
+
+        caches = tuple(
+            BlockCache(pick(c.self_kv), None if c.cross_kv is None else pick(c.cross_kv)) for c in state.caches
+        )
+        return TransformerState(caches, state.length)
+
+
+def _vocab(model: Any) -> Any:
+    codec = getattr(model.task, "codec", None)
+    if codec is None:
+        raise ConfigError(f"task {model.task.name!r} has no token vocabulary to transfer")
+    return codec.fitted_vocab
+
+
+def transfer_encoder(src: Any, dst: Any, train: Sequence[Any] | None = None) -> Any:
+    """Start ``dst`` from a pretrained ``src`` (e.g. mlm pretraining -> classification): copy
+    the encoder's weights and the token embeddings, matching embedding rows by token string
+    (a token ``src`` never saw keeps its fresh row). Both are Transformer ``NeuralModel``s with
+    the same encoder shape. If ``dst`` is not built yet, its task is fitted on ``train`` and its
+    network built first; then ``dst.fit(train)`` fine-tunes it. Returns ``dst``."""
+    from seqlab.models.neural import NeuralModel
+
+    if not isinstance(src, NeuralModel) or not isinstance(dst, NeuralModel):
+        raise ConfigError("transfer_encoder takes two neural seqlab models")
+    if dst.module_ is None and not train:
+        raise SeqlabError("dst is not built yet: pass its training examples as train=")
+    dst.prepare(train or [])
+    s, d = src.module, dst.module
+    try:
+        d.encoder.load_state_dict(s.encoder.state_dict(), strict=True)
+    except RuntimeError as e:
+        raise ConfigError(f"the encoders differ in shape; build dst with src's model settings: {e}") from None
+    src_vocab, dst_vocab = _vocab(src), _vocab(dst)
+    src_w, dst_w = s.embed.weight, d.embed.weight  # (V_src, E), (V_dst, E)
+    if src_w.shape[1] != dst_w.shape[1]:
+        raise ConfigError(f"embedding widths differ: {src_w.shape[1]} vs {dst_w.shape[1]}")
+    pairs = [(i, src_vocab.stoi[t]) for i, t in enumerate(dst_vocab.itos) if t in src_vocab.stoi]
+    if pairs:
+        rows = torch.tensor([p[0] for p in pairs], device=dst_w.device)
+        cols = torch.tensor([p[1] for p in pairs], device=src_w.device)
+        with torch.no_grad():
+            dst_w[rows] = src_w[cols].to(dst_w.device)
+    return dst
