@@ -105,7 +105,10 @@ def cmd_predict(args: argparse.Namespace, extra: list[str]) -> int:
     if not inputs:
         raise SeqlabError("nothing to predict: pass --text TEXT (repeatable) or --file FILE")
     if args.generate:
-        outs: list[Any] = model.generate(inputs, max_new_tokens=args.generate, temperature=args.temperature, top_k=args.top_k, seed=args.seed)
+        outs: list[Any] = model.generate(
+            inputs, max_new_tokens=args.generate, temperature=args.temperature, top_k=args.top_k, seed=args.seed,
+            top_p=args.top_p, method=args.method, beam=args.beam, stop_at_eos=args.stop_at_eos,
+        )
     else:
         outs = model.predict(inputs)
     for x, y in zip(inputs, outs):
@@ -173,9 +176,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("run")
     r.add_argument("--text", action="append", help="an input (repeatable); tokens split on spaces for labeling")
     r.add_argument("--file", help="a file with one input per line")
-    r.add_argument("--generate", type=int, default=0, help="LM: sample this many new tokens instead")
-    r.add_argument("--temperature", type=float, default=1.0)
-    r.add_argument("--top-k", type=int, default=None)
+    r.add_argument("--generate", type=int, default=0, help="LM: generate this many new tokens instead")
+    r.add_argument("--method", choices=["sample", "greedy", "beam"], default="sample", help="how to generate")
+    r.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0 = greedy)")
+    r.add_argument("--top-k", type=int, default=None, help="sample from the k most likely tokens")
+    r.add_argument("--top-p", type=float, default=None, help="sample from the smallest set with this mass (nucleus)")
+    r.add_argument("--beam", type=int, default=4, help="beam width for --method beam")
+    r.add_argument("--stop-at-eos", action="store_true", help="end a continuation at <eos>")
     r.add_argument("--seed", type=int, default=0)
     r.set_defaults(fn=cmd_predict)
     for name, fn, text in (("datasets", cmd_datasets, "list bundled datasets with size, task and licence"),

@@ -98,3 +98,23 @@ def test_torchrun_training_saves_once(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count('"run"') == 1  # only rank 0 reports and saves
     assert (out / "model" / "model.safetensors").exists()
+
+
+def test_classical_lm_trains_and_generates_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A classical family through the same verbs: train an n-gram LM on a text file, evaluate
+    it, and generate with each decoding method."""
+    data = tmp_path / "text.txt"
+    data.write_text("\n".join(["the cat sat on the mat", "the dog sat on the log"] * 30) + "\n")
+    out = tmp_path / "ngram"
+    assert main(["train", str(data), "--task", "lm", "--model", "ngram", "--model.order", "3",
+                 "--task.tokenizer", "word", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--split", "train"]) == 0
+    assert json.loads(capsys.readouterr().out)["perplexity"] < 3.0
+    runs = [["--method", "greedy"], ["--method", "beam", "--beam", "3"], ["--top-p", "0.9", "--temperature", "0.7"]]
+    for extra in runs:
+        assert main(["predict", str(out), "--text", "the cat", "--generate", "4", *extra]) == 0
+        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert rows[0]["input"] == "the cat" and rows[0]["prediction"].strip(), (extra, rows)
+    assert main(["predict", str(out), "--text", "the cat", "--generate", "3", "--method", "greedy"]) == 0
+    assert json.loads(capsys.readouterr().out)["prediction"].split()[:2] == ["sat", "on"]
