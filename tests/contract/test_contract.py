@@ -29,6 +29,12 @@ def _data(task: str) -> tuple[list, list]:
             toks = [rng.choice(words) for _ in range(rng.randint(2, 6))]
             data.append({"tokens": toks, "tags": ["B-A" if t in ("cat", "dog") else "O" for t in toks]})
         return data, [["red", "cat"], ["dog", "sun", "moon"]]
+    if task == "generation":  # reverse a short word, letter by letter
+        data = []
+        for _ in range(48):
+            letters = [rng.choice("abcde") for _ in range(rng.randint(1, 4))]
+            data.append({"source": letters, "target": letters[::-1]})
+        return data, [list("ab"), list("cde")]
     text = " ".join(rng.choice(words) for _ in range(300))
     return [{"text": text[i : i + 200]} for i in range(0, len(text), 200)], ["red ", "the cat"]
 

@@ -30,7 +30,8 @@ from seqlab.train.trainer import TrainConfig, Trainer, TrainResult
 
 __all__ = ["NeuralModule", "NeuralModel", "EncoderFactory"]
 
-EncoderFactory = Callable[[Any, int], nn.Module]
+# (config, input_dim) -> encoder; for encoder-decoder tasks (config, task) -> the whole network
+EncoderFactory = Callable[[Any, Any], nn.Module]
 
 
 class NeuralModule(nn.Module):
@@ -108,19 +109,29 @@ class NeuralModel:
         self.make_encoder = make_encoder
         self.train_config = train or TrainConfig()
         self.device = torch.device(device)
-        self.module_: NeuralModule | None = None
+        self.module_: nn.Module | None = None
         self.result_: TrainResult | None = None
         self.train_time_: float = 0.0
 
     # --- construction -------------------------------------------------------------------
-    def _build_module(self) -> NeuralModule:
+    @property
+    def seq2seq(self) -> bool:
+        """Encoder-decoder task: the family's factory builds the whole network
+        ``(config, task) -> module`` with ``forward(batch)`` -> (B, T, V) teacher-forced logits and
+        the stepper protocol (``start(batch)``, ``step``, ``reorder``) for free-running decoding."""
+        return self.task.output == "sequence_to_sequence"
+
+    def _build_module(self) -> Any:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)
-            module = NeuralModule(self.task, self.config, self.make_encoder, self.head)
+            if self.seq2seq:
+                module = self.make_encoder(self.config, self.task)
+            else:
+                module = NeuralModule(self.task, self.config, self.make_encoder, self.head)
         return module.to(self.device)
 
     @property
-    def module(self) -> NeuralModule:
+    def module(self) -> Any:
         if self.module_ is None:
             raise SeqlabError("the model is not fitted: call fit() or load a saved model")
         return self.module_
@@ -151,13 +162,15 @@ class NeuralModel:
 
     def _output_loss(self, output: Tensor, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Loss sum and units of an eval-mode output (no DDP here)."""
-        head = self.module.head
+        head = getattr(self.module, "head", None)
         if isinstance(head, CRFTokenHead):
             with torch.no_grad():
                 return head.nll(output, batch["labels"], batch["mask"]), _labelled(batch)
         return self.task.loss(output, batch)
 
     def _decode(self, output: Tensor, batch: dict[str, Tensor]) -> list[Any]:
+        if self.seq2seq:  # free-running decoding, not the teacher-forced argmax
+            return self.task.decode_ids([h.tokens for h in self._generate_batch(batch)])  # type: ignore[attr-defined]
         head = self.module.head
         if isinstance(head, CRFTokenHead):
             return getattr(self.task, "decode_ids")(head.decode(output, batch["mask"]), batch)  # noqa: B009
@@ -242,8 +255,49 @@ class NeuralModel:
                 by_index[i] = p
         return [by_index[i] for i in range(len(items))]
 
+    def decoding(self, method: str = "greedy", beam: int = 4, max_len: int | None = None,
+                 length_penalty: str = "gnmt", alpha: float = 0.6, n_best: int = 1) -> NeuralModel:
+        """How an encoder-decoder decodes in ``evaluate`` and ``predict``: ``greedy`` (default)
+        or ``beam`` (width ``beam``, ``length_penalty`` none | gnmt | power with ``alpha``);
+        ``max_len`` output tokens (default: twice the source length + 10). ``n_best > 1``
+        makes ``predict`` return the n best outputs per input. Returns ``self``."""
+        if method not in ("greedy", "beam"):
+            raise ConfigError(f"decoding method must be greedy or beam, found {method!r}")
+        if n_best > 1 and method != "beam":
+            raise ConfigError("n_best > 1 needs method='beam'")
+        self._decoding = {"method": method, "beam": beam, "max_len": max_len, "length_penalty": length_penalty,
+                          "alpha": alpha, "n_best": n_best}
+        return self
+
+    def _generate_batch(self, batch: dict[str, Tensor], n_best: int = 1) -> list[Any]:
+        """Free-running decoding of a collated batch through :mod:`seqlab.inference.decoding`:
+        one best :class:`Hypothesis` per row (``n_best > 1``: a list of them per row)."""
+        from seqlab.inference import decoding as dec
+
+        opts = getattr(self, "_decoding", None) or {"method": "greedy"}
+        module = self.module
+        task: Any = self.task
+        B = batch["src_ids"].shape[0]
+        max_len = opts.get("max_len") or int(batch["src_mask"].sum(-1).max()) * 2 + 10
+        start = torch.full((B,), task.bos_id, dtype=torch.long, device=self.device)
+        with torch.no_grad():
+            state = module.start(batch)
+            if opts["method"] == "greedy":
+                return dec.greedy(module, start, state, max_len, task.eos_id)
+            nb = max(n_best, 1)
+            hyps = dec.beam_search(module, start, state, max_len, task.eos_id, beam=opts["beam"], n_best=nb,
+                                   penalty=opts["length_penalty"], alpha=opts["alpha"])
+        return [h[:nb] if n_best > 1 else h[0] for h in hyps]
+
     def predict(self, inputs: Sequence[Any]) -> list[Any]:
-        """Labels (classification), tag lists (labeling) or next tokens (lm) for raw inputs."""
+        """Labels (classification), tag lists (labeling), next tokens (lm) or generated outputs
+        (generation; see :meth:`decoding`) for raw inputs."""
+        if self.seq2seq:
+            n_best = (getattr(self, "_decoding", None) or {}).get("n_best", 1)
+            if n_best > 1:
+                task: Any = self.task
+                return self._predict_rows(inputs, lambda out, batch: [
+                    task.decode_ids([h.tokens for h in row]) for row in self._generate_batch(batch, n_best)])
         fn = getattr(self.task, "next_tokens", None) if self.task.name == "lm" else None
         return self._predict_rows(inputs, fn or self._decode)
 

@@ -76,6 +76,9 @@ FAMILIES: dict[str, Family] = {
     "transformer": Family("transformer", "Transformer, Pre-LN; sinusoidal/learned/RoPE/ALiBi positions, optional MoE (Vaswani et al. 2017)",
                           "seqlab.models.transformer", "TransformerConfig", "TransformerEncoder",
                           _RNN_TASKS, "causal (lm), or bidirectional", {}, _RNN_HEADS),
+    "seq2seq": Family("seq2seq", "RNN encoder-decoder: fixed vector, Bahdanau or Luong attention (Sutskever 2014; Bahdanau 2015; Luong 2015)",
+                      "seqlab.models.seq2seq", "Seq2SeqConfig", "seq2seq_network", ("generation",),
+                      "encoder bidirectional, decoder causal"),
 }
 ALIASES: dict[str, str] = {"rnn": "elman"}
 

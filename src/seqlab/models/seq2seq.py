@@ -38,7 +38,7 @@ from seqlab.errors import ConfigError
 from seqlab.models.layers import TokenEmbedding, restore_alignment, right_align
 from seqlab.models.layers.seq2seq_attention import SourceAttention
 
-__all__ = ["Seq2SeqConfig", "Seq2SeqModule", "teacher_forcing_schedule"]
+__all__ = ["seq2seq_network", "Seq2SeqConfig", "Seq2SeqModule", "teacher_forcing_schedule"]
 
 Schedule = Literal["none", "linear", "exponential", "inverse_sigmoid"]
 _K_DEFAULT = {"linear": 1.0, "exponential": 0.9999, "inverse_sigmoid": 1000.0}
@@ -352,3 +352,8 @@ class Seq2SeqModule(nn.Module):
             pre = self.combine(torch.cat([ctx, out], -1))  # (B, T, P)
             self.attention = w  # (B, T, S)
         return self.out(self.drop(torch.tanh(pre)))  # (B, T, V)
+
+
+def seq2seq_network(config: Seq2SeqConfig, task: Any) -> Seq2SeqModule:
+    """The registry's factory: the whole encoder-decoder for a generation task's vocabularies."""
+    return Seq2SeqModule(config, src_vocab_size=task.input_size, tgt_vocab_size=task.output_size)

@@ -1,0 +1,66 @@
+"""The seq2seq family through the model API: build, fit, evaluate with free-running decoding,
+predict greedy / beam / n-best, save and load."""
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+import seqlab
+from seqlab.errors import ConfigError
+from seqlab.inference import decoding
+
+
+def _reverse(n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        letters = [rng.choice("abcdef") for _ in range(rng.randint(2, 5))]
+        out.append({"source": letters, "target": letters[::-1]})
+    return out
+
+
+@pytest.fixture(scope="module")
+def model():  # noqa: ANN201
+    # Luong attention without input feeding trains through the one-pass decoder (fast)
+    m = seqlab.build("seq2seq", task="generation", attention="luong_general", input_feeding=False, embedding_dim=24,
+                     hidden_size=48, dropout=0.0,
+                     train={"epochs": 25, "batch_size": 16, "lr": 1e-2, "progress": False, "patience": None})
+    return m.fit(_reverse(200, 0))
+
+
+def test_learns_to_reverse_and_reports_generation_metrics(model) -> None:
+    metrics = model.evaluate(_reverse(40, 1))
+    assert {"wer", "per", "exact_match", "bleu", "chrf", "perplexity"} <= set(metrics)
+    assert metrics["exact_match"] >= 0.7, metrics
+    assert metrics["wer"] == pytest.approx(1 - metrics["exact_match"])  # token-list targets: G2P's WER
+    assert model.task.main_metric == "wer" and not model.task.greater_is_better
+
+
+def test_predict_decodes_free_running_with_greedy_and_beam(model) -> None:
+    inputs = [list("abc"), list("fed"), list("aabb")]
+    greedy = model.decoding("greedy").predict(inputs)
+    assert greedy[0] == list("cba") and greedy[1] == list("def")
+    # the model's greedy output is the decoding module's greedy over the module itself
+    batch = model.task.collate(model.task.encode_inputs(inputs[:1]))
+    module = model.module.eval()
+    hyp = decoding.greedy(module, torch.full((1,), model.task.bos_id), module.start(batch), 20, model.task.eos_id)[0]
+    assert model.task.decode_ids([hyp.tokens])[0] == greedy[0]
+    beam = model.decoding("beam", beam=4).predict(inputs)
+    assert beam[:2] == greedy[:2]
+    nbest = model.decoding("beam", beam=4, n_best=3).predict(inputs)
+    assert all(len(row) == 3 and row[0] == b for row, b in zip(nbest, beam))
+    assert len({tuple(x) for x in nbest[0]}) == 3  # three different hypotheses
+    with pytest.raises(ConfigError, match="n_best"):
+        model.decoding("greedy", n_best=2)
+    model.decoding("greedy")
+
+
+def test_save_load_same_outputs(model, tmp_path: Path) -> None:
+    inputs = [list("abc"), list("dcba")]
+    before = model.predict(inputs)
+    model.save(tmp_path / "m")
+    again = seqlab.load(tmp_path / "m")
+    assert again.predict(inputs) == before
+    assert again.evaluate(_reverse(20, 2)) == pytest.approx(model.evaluate(_reverse(20, 2)))
