@@ -79,6 +79,9 @@ FAMILIES: dict[str, Family] = {
     "seq2seq": Family("seq2seq", "RNN encoder-decoder: fixed vector, Bahdanau or Luong attention (Sutskever 2014; Bahdanau 2015; Luong 2015)",
                       "seqlab.models.seq2seq", "Seq2SeqConfig", "seq2seq_network", ("generation",),
                       "encoder bidirectional, decoder causal"),
+    "mamba": Family("mamba", "Mamba selective SSM (Gu & Dao 2023); selective=false: the LTI ablation",
+                    "seqlab.models.mamba", "MambaConfig", "MambaEncoder", _RNN_TASKS,
+                    "causal (lm), or bidirectional by a reversed pass", {}, _RNN_HEADS),
 }
 ALIASES: dict[str, str] = {"rnn": "elman"}
 
