@@ -29,3 +29,23 @@ def valid_iob2(tags: list[str]) -> bool:
             return False
         prev = t
     return True
+
+
+def pad_batch(batch: dict, extra: int, side: str, fill_ids: int = 0) -> dict:
+    """The same batch with ``extra`` more padding columns on the given side (ids ``fill_ids``:
+    a padding-invariance test may pad with a real token id to prove the mask alone decides)."""
+    import torch
+
+    out = dict(batch)
+    b = batch["input_ids"].shape[0]
+    for key, fill in (("input_ids", fill_ids), ("mask", False), ("labels", -100)):
+        if key not in batch or batch[key].dim() != 2:
+            continue
+        pad = torch.full((b, extra), fill, dtype=batch[key].dtype)
+        out[key] = torch.cat([batch[key], pad] if side == "right" else [pad, batch[key]], dim=1)
+    return out
+
+
+def real_rows(out, mask) -> list:
+    """Per row, the outputs at real positions ((B, T, ...) outputs), or the rows themselves."""
+    return [out[i][mask[i]] for i in range(out.shape[0])] if out.dim() == 3 else list(out)

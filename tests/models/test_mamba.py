@@ -22,6 +22,7 @@ from seqlab.models.mamba import (
 )
 from seqlab.models.neural import NeuralModule
 from seqlab.tasks import make_task
+from tests_support import pad_batch, real_rows
 
 DOCS = [{"text": "the cat sat on the mat"}, {"text": "a dog ran"}]
 CLS = [{"text": "the cat sat", "label": "a"}, {"text": "a dog ran far away", "label": "b"}]
@@ -29,19 +30,8 @@ TAGS = [{"tokens": ["the", "cat", "sat"], "tags": ["O", "B-X", "O"]}, {"tokens":
 TINY: dict[str, Any] = {"embedding_dim": 8, "hidden_size": 8, "d_state": 4, "num_layers": 2, "dropout": 0.0}
 
 
-def _pad(batch: dict, extra: int, side: str) -> dict:
-    out = dict(batch)
-    b = batch["input_ids"].shape[0]
-    for key, fill in (("input_ids", 0), ("mask", False), ("labels", -100)):
-        if key not in batch or batch[key].dim() != 2:
-            continue
-        pad = torch.full((b, extra), fill, dtype=batch[key].dtype)
-        out[key] = torch.cat([batch[key], pad] if side == "right" else [pad, batch[key]], dim=1)
-    return out
 
 
-def _real(out: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
-    return [out[i][mask[i]] for i in range(out.shape[0])] if out.dim() == 3 else list(out)
 
 
 @pytest.mark.parametrize("selective", [True, False])
@@ -56,9 +46,9 @@ def test_padding_never_changes_real_outputs(selective: bool, task_name: str, dat
     assert task_name in ("lm", "mlm") or not batch["mask"].all()  # rows of different lengths
     base = module(batch)
     for side in ("right", "left"):
-        padded = _pad(batch, 3, side)
+        padded = pad_batch(batch, 3, side)
         got = module(padded)
-        for a, b in zip(_real(base, batch["mask"]), _real(got, padded["mask"])):
+        for a, b in zip(real_rows(base, batch["mask"]), real_rows(got, padded["mask"])):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 

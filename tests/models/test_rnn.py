@@ -7,26 +7,15 @@ from seqlab.models.heads import masked_max, masked_mean
 from seqlab.models.neural import NeuralModule
 from seqlab.models.rnn import RNNConfig, RNNEncoder
 from seqlab.tasks import make_task
+from tests_support import pad_batch, real_rows
 
 DOCS = [{"text": "the cat sat on the mat"}, {"text": "a dog ran"}]
 CLS = [{"text": "the cat sat", "label": "a"}, {"text": "a dog ran far away", "label": "b"}]
 TAGS = [{"tokens": ["the", "cat", "sat"], "tags": ["O", "B-X", "O"]}, {"tokens": ["a", "dog"], "tags": ["O", "B-Y"]}]
 
 
-def _pad(batch: dict, extra: int, side: str) -> dict:
-    """The same batch with `extra` more padding columns on the given side."""
-    out = dict(batch)
-    b = batch["input_ids"].shape[0]
-    for key, fill in (("input_ids", 0), ("mask", False), ("labels", -100)):
-        if key not in batch or batch[key].dim() != 2:
-            continue
-        pad = torch.full((b, extra), fill, dtype=batch[key].dtype)
-        out[key] = torch.cat([batch[key], pad] if side == "right" else [pad, batch[key]], dim=1)
-    return out
 
 
-def _real(out: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
-    return [out[i][mask[i]] for i in range(out.shape[0])] if out.dim() == 3 else list(out)
 
 
 CASES = [(cell, bi, layers) for cell in ("lstm", "gru", "elman") for bi in (False, True) for layers in (1, 2)]
@@ -43,9 +32,9 @@ def test_padding_never_changes_real_outputs(cell: str, bi: bool, layers: int, ta
         batch = task.collate(task.encode(data).items, torch.Generator().manual_seed(0))
         base = module(batch)
         for side in ("right", "left"):
-            padded = _pad(batch, 3, side)
+            padded = pad_batch(batch, 3, side)
             got = module(padded)
-            for a, b in zip(_real(base, batch["mask"]), _real(got, padded["mask"])):
+            for a, b in zip(real_rows(base, batch["mask"]), real_rows(got, padded["mask"])):
                 torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
@@ -107,10 +96,10 @@ def test_char_features_padding_invariant_and_saved(tmp_path) -> None:  # type: i
     assert batch["chars"].shape[:2] == batch["input_ids"].shape
     module = model.module.eval()
     base = module(batch)
-    padded = _pad(batch, 2, "right")
+    padded = pad_batch(batch, 2, "right")
     padded["chars"] = torch.cat([batch["chars"], torch.zeros(2, 2, batch["chars"].shape[2], dtype=torch.long)], 1)
     got = module(padded)
-    for a, b in zip(_real(base, batch["mask"]), _real(got, padded["mask"])):
+    for a, b in zip(real_rows(base, batch["mask"]), real_rows(got, padded["mask"])):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     model.save(tmp_path / "m")
     again = seqlab.load(tmp_path / "m")

@@ -18,6 +18,7 @@ from seqlab.models.transformer import (
     transfer_encoder,
 )
 from seqlab.tasks import make_task
+from tests_support import pad_batch, real_rows
 
 SCHEMES = ["none", "sinusoidal", "learned", "rope", "alibi"]
 DOCS = [{"text": "the cat sat on the mat"}, {"text": "a dog ran far away from the cat"}]
@@ -30,19 +31,8 @@ def _cfg(**kw: object) -> TransformerConfig:
     return TransformerConfig(**{**base, **kw})
 
 
-def _pad(batch: dict, extra: int, side: str, fill_ids: int = 0) -> dict:
-    out = dict(batch)
-    b = batch["input_ids"].shape[0]
-    for key, fill in (("input_ids", fill_ids), ("mask", False), ("labels", -100)):
-        if key not in batch or batch[key].dim() != 2:
-            continue
-        pad = torch.full((b, extra), fill, dtype=batch[key].dtype)
-        out[key] = torch.cat([batch[key], pad] if side == "right" else [pad, batch[key]], dim=1)
-    return out
 
 
-def _real(out: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
-    return [out[i][mask[i]] for i in range(out.shape[0])] if out.dim() == 3 else list(out)
 
 
 def _use_ref(module: torch.nn.Module, flag: bool) -> None:
@@ -84,9 +74,9 @@ def test_padding_never_changes_real_outputs(positions: str, task_name: str, data
     base = module(batch)
     for side in ("right", "left"):
         for fill in (0, 7):  # padding ids: <pad>, or a real token that must still be ignored
-            padded = _pad(batch, 3, side, fill)
+            padded = pad_batch(batch, 3, side, fill)
             got = module(padded)
-            for a, b in zip(_real(base, batch["mask"]), _real(got, padded["mask"])):
+            for a, b in zip(real_rows(base, batch["mask"]), real_rows(got, padded["mask"])):
                 torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
