@@ -64,3 +64,15 @@ def test_save_load_same_outputs(model, tmp_path: Path) -> None:
     again = seqlab.load(tmp_path / "m")
     assert again.predict(inputs) == before
     assert again.evaluate(_reverse(20, 2)) == pytest.approx(model.evaluate(_reverse(20, 2)))
+
+
+def test_the_trainer_moves_scheduled_sampling_along() -> None:
+    """The trainer calls ``set_step`` before every optimizer step: the teacher-forcing ratio
+    follows the linear schedule (k - c * step, floored at epsilon)."""
+    m = seqlab.build("seq2seq", task="generation", attention="none", embedding_dim=8, hidden_size=8, dropout=0.0,
+                     scheduled_sampling="linear", schedule_k=1.0, schedule_c=0.05, schedule_epsilon=0.2,
+                     train={"max_steps": 12, "batch_size": 8, "progress": False, "patience": None})
+    m.fit(_reverse(96, 3))
+    assert m.result_.steps == 12
+    assert m.module.teacher_forcing_ratio == pytest.approx(1.0 - 0.05 * 11)  # set before the 12th step
+    assert m.config.ratio_at(100) == pytest.approx(0.2)

@@ -200,6 +200,9 @@ class _Run:
         tokens (real positions of ``batch["mask"]``, else units) and whether any rank has spent
         ``max_time``. Gradients end scaled to the global mean."""
         self.model.train()
+        step_hook = getattr(self.plain, "set_step", None)
+        if callable(step_hook):  # models whose training depends on progress (scheduled sampling)
+            step_hook(self.loop.global_step)
         acc = torch.zeros(4, dtype=torch.float64, device=self.t.device)
         for j, b in enumerate(group):
             shard, weight = distributed.shard(
