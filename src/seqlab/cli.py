@@ -99,11 +99,7 @@ def cmd_predict(args: argparse.Namespace, extra: list[str]) -> int:
     from seqlab.models.registry import load
 
     model = load(args.run)
-    inputs: list[Any] = list(args.text or [])
-    if args.file:
-        inputs += [ln.rstrip("\n") for ln in Path(args.file).read_text(encoding="utf-8").splitlines() if ln.strip()]
-    if not inputs:
-        raise SeqlabError("nothing to predict: pass --text TEXT (repeatable) or --file FILE")
+    inputs = _inputs(args)
     if args.generate:
         outs: list[Any] = model.generate(
             inputs, max_new_tokens=args.generate, temperature=args.temperature, top_k=args.top_k, seed=args.seed,
@@ -113,6 +109,44 @@ def cmd_predict(args: argparse.Namespace, extra: list[str]) -> int:
         outs = model.predict(inputs)
     for x, y in zip(inputs, outs):
         print(json.dumps({"input": x, "prediction": y}, ensure_ascii=False))
+    return 0
+
+
+def _inputs(args: argparse.Namespace) -> list[Any]:
+    inputs: list[Any] = list(args.text or [])
+    if args.file:
+        inputs += [ln.rstrip("\n") for ln in Path(args.file).read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not inputs:
+        raise SeqlabError("no inputs: pass --text TEXT (repeatable) or --file FILE")
+    return inputs
+
+
+def cmd_generate(args: argparse.Namespace, extra: list[str]) -> int:
+    """Decode from any generator: a language model continues each prompt; an encoder-decoder
+    (generation task) turns each source into a new sequence."""
+    from seqlab.models.registry import load
+
+    model = load(args.run)
+    inputs = _inputs(args)
+    task = model.task.name
+    method = args.method or ("sample" if task == "lm" else "greedy")
+    if task == "lm":
+        if args.n_best > 1:
+            raise SeqlabError("--n-best is for encoder-decoder models; an LM returns one continuation")
+        outs: list[Any] = model.generate(
+            inputs, max_new_tokens=args.max_new_tokens or 200, temperature=args.temperature, top_k=args.top_k,
+            seed=args.seed, top_p=args.top_p, method=method, beam=args.beam, stop_at_eos=args.stop_at_eos,
+        )
+    elif task == "generation":
+        if method == "sample":
+            raise SeqlabError("an encoder-decoder decodes with --method greedy or beam")
+        model.decoding(method, beam=args.beam, max_len=args.max_new_tokens or None,
+                       length_penalty=args.length_penalty, alpha=args.alpha, n_best=args.n_best)
+        outs = model.predict(inputs)
+    else:
+        raise SeqlabError(f"{args.run} is a {task} model; generate needs a language model or an encoder-decoder")
+    for x, y in zip(inputs, outs):
+        print(json.dumps({"input": x, "output": y}, ensure_ascii=False))
     return 0
 
 
@@ -185,11 +219,30 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--stop-at-eos", action="store_true", help="end a continuation at <eos>")
     r.add_argument("--seed", type=int, default=0)
     r.set_defaults(fn=cmd_predict)
+    g = sub.add_parser("generate", help="decode from a saved LM or encoder-decoder",
+                       description="Continue prompts (lm) or transduce sources (generation) with a saved run.")
+    g.add_argument("run")
+    g.add_argument("--text", action="append", help="a prompt or source (repeatable)")
+    g.add_argument("--file", help="a file with one prompt or source per line")
+    g.add_argument("--max-new-tokens", type=int, default=0, help="output length limit (lm default 200; "
+                   "encoder-decoder default twice the source length + 10)")
+    g.add_argument("--method", choices=["sample", "greedy", "beam"], default=None,
+                   help="default: sample for an lm, greedy for an encoder-decoder")
+    g.add_argument("--beam", type=int, default=4, help="beam width")
+    g.add_argument("--n-best", type=int, default=1, help="encoder-decoder with --method beam: the n best outputs")
+    g.add_argument("--length-penalty", choices=["none", "gnmt", "power"], default="gnmt", help="beam length normalisation")
+    g.add_argument("--alpha", type=float, default=0.6, help="length penalty strength")
+    g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0 = greedy)")
+    g.add_argument("--top-k", type=int, default=None)
+    g.add_argument("--top-p", type=float, default=None)
+    g.add_argument("--stop-at-eos", action="store_true", help="lm: end a continuation at <eos>")
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(fn=cmd_generate)
     for name, fn, text in (("datasets", cmd_datasets, "list bundled datasets with size, task and licence"),
                            ("models", cmd_models, "list model families"),
                            ("tasks", cmd_tasks, "the formulation sheet: one row per task")):
         sub.add_parser(name, help=text, description=text).set_defaults(fn=fn)
-    d = sub.add_parser("demo", help="train three models on bundled data and print a table (about 5 minutes)")
+    d = sub.add_parser("demo", help="train neural and classical models on bundled data and print one table (about 5 minutes)")
     d.add_argument("--out", help="where the runs go (default runs/demo)")
     d.add_argument("--budget", type=float, default=90.0, help="training seconds per model")
     d.set_defaults(fn=cmd_demo)

@@ -12,7 +12,7 @@ import pytest
 from seqlab.cli import main
 from seqlab.data.readers import write_conll
 
-VERBS = ["train", "evaluate", "predict", "datasets", "models", "tasks", "demo"]
+VERBS = ["train", "evaluate", "predict", "generate", "datasets", "models", "tasks", "demo"]
 
 
 @pytest.mark.parametrize("verb", VERBS)
@@ -118,3 +118,32 @@ def test_classical_lm_trains_and_generates_from_the_command_line(tmp_path: Path,
         assert rows[0]["input"] == "the cat" and rows[0]["prediction"].strip(), (extra, rows)
     assert main(["predict", str(out), "--text", "the cat", "--generate", "3", "--method", "greedy"]) == 0
     assert json.loads(capsys.readouterr().out)["prediction"].split()[:2] == ["sat", "on"]
+
+
+def test_generate_decodes_from_an_encoder_decoder_and_an_lm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import random
+
+    import seqlab
+
+    rng = random.Random(0)
+    pairs = []
+    for _ in range(120):
+        letters = [rng.choice("abcd") for _ in range(rng.randint(2, 4))]
+        pairs.append({"source": letters, "target": letters[::-1]})
+    model = seqlab.build("seq2seq", task="generation", attention="luong_general", input_feeding=False,
+                         embedding_dim=16, hidden_size=32, dropout=0.0,
+                         train={"epochs": 15, "batch_size": 16, "lr": 1e-2, "progress": False, "patience": None})
+    model.fit(pairs).save(tmp_path / "s2s")
+    assert main(["generate", str(tmp_path / "s2s"), "--text", "abc", "--method", "beam", "--n-best", "2"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["input"] == "abc" and len(row["output"]) == 2 and row["output"][0] == model.decoding(
+        "beam", n_best=2).predict(["abc"])[0][0]
+    assert main(["generate", str(tmp_path / "s2s"), "--text", "abc", "--method", "sample"]) == 2
+    assert "greedy or beam" in capsys.readouterr().err
+    data = tmp_path / "text.txt"
+    data.write_text("\n".join(["a b c d"] * 20) + "\n")
+    assert main(["train", str(data), "--task", "lm", "--model", "ngram", "--model.order", "2",
+                 "--task.tokenizer", "word", "--out", str(tmp_path / "lm")]) == 0
+    capsys.readouterr()
+    assert main(["generate", str(tmp_path / "lm"), "--text", "a", "--max-new-tokens", "2", "--method", "greedy"]) == 0
+    assert json.loads(capsys.readouterr().out)["output"].split() == ["b", "c"]
