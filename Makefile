@@ -27,8 +27,9 @@ test: lint
 demo: $(STAMP)
 	$(BIN)/seqlab demo
 
-# Peer comparisons (see bench/README.md). KenLM's lmplz is not a Python package: build it from
-# source and pass LMPLZ=/path/to/lmplz to include the n-gram parity check and lmplz timings.
+# Peer comparisons (see bench/README.md). KenLM's lmplz and mamba.py are not Python packages:
+# build lmplz from source and pass LMPLZ=/path/to/lmplz (n-gram parity and lmplz timings), and
+# export MAMBAPY=/path/to/mamba.py-source for the scan comparison.
 bench: $(STAMP)
 	$(PIP) -e ".[data,dev,bench]"
 	$(BIN)/python bench/train_step.py
@@ -38,6 +39,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/crf_crfsuite.py
 	$(BIN)/python bench/ngram_speed.py
 	if [ -n "$(LMPLZ)" ]; then $(BIN)/python bench/ngram_kenlm_parity.py --lmplz "$(LMPLZ)"; fi
+	$(BIN)/python bench/transformer_throughput.py --threads 1
+	$(BIN)/python bench/scan_speed.py  # MAMBAPY=/path/to/mamba.py-source adds mamba.py's pscan
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
