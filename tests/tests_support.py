@@ -49,3 +49,17 @@ def pad_batch(batch: dict, extra: int, side: str, fill_ids: int = 0) -> dict:
 def real_rows(out, mask) -> list:
     """Per row, the outputs at real positions ((B, T, ...) outputs), or the rows themselves."""
     return [out[i][mask[i]] for i in range(out.shape[0])] if out.dim() == 3 else list(out)
+
+
+def assert_padding_invariant(module, batch: dict, fills: tuple[int, ...] = (0,), atol: float = 1e-6) -> None:
+    """``module(batch)`` at real positions is unchanged by 3 extra padding columns on either
+    side, whatever id the padding holds (``fills``)."""
+    import torch
+
+    base = module(batch)
+    for side in ("right", "left"):
+        for fill in fills:
+            padded = pad_batch(batch, 3, side, fill)
+            got = module(padded)
+            for a, b in zip(real_rows(base, batch["mask"]), real_rows(got, padded["mask"])):
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=atol)
