@@ -154,7 +154,6 @@ class Seq2SeqModule(nn.Module):
             torch.manual_seed(c.seed)
             self._build(src_vocab_size, tgt_vocab_size)
         self.teacher_forcing_ratio = c.ratio_at(0)  # set_step(i) moves it along the schedule
-        self.generator = torch.Generator().manual_seed(c.seed)
         self.attention: Tensor | None = None
 
     def _build(self, src_vocab_size: int, tgt_vocab_size: int) -> None:
@@ -279,8 +278,8 @@ class Seq2SeqModule(nn.Module):
         """Logits (B, T, V) for next tokens. ``teacher_forcing_ratio`` defaults to
         :attr:`teacher_forcing_ratio` in training mode and to 1 (pure teacher forcing) in eval
         mode; below 1 the model's own prediction replaces the gold previous token with
-        probability ``1 - ratio`` per row and step, drawn from ``generator`` (default: the
-        module's own, seeded by ``config.seed``)."""
+        probability ``1 - ratio`` per row and step, drawn from ``generator`` (default: torch's
+        global RNG, which the trainer seeds and saves in checkpoints, so runs resume exactly)."""
         if teacher_forcing_ratio is None:
             teacher_forcing_ratio = self.teacher_forcing_ratio if self.training else 1.0
         if not 0.0 <= teacher_forcing_ratio <= 1.0:
@@ -313,7 +312,7 @@ class Seq2SeqModule(nn.Module):
         self, ids: Tensor, state: dict[str, Any], ratio: float, generator: torch.Generator | None,
     ) -> Tensor:
         """Reference path: one decoder step at a time (any variant, any ratio)."""
-        gen = generator or self.generator
+        gen = generator  # None: torch's global RNG, which the trainer seeds and checkpoints (exact resume)
         logits: list[Tensor] = []
         weights: list[Tensor] = []
         prev = ids[:, 0]  # (B,)
