@@ -330,7 +330,7 @@ class Seq2SeqModule(nn.Module):
         self.attention = torch.stack(weights, 1) if weights else None  # (B, T, S)
         return torch.stack(logits, 1)  # (B, T, V)
 
-    def _own_prediction(self, logits: Tensor, gen: torch.Generator) -> Tensor:
+    def _own_prediction(self, logits: Tensor, gen: torch.Generator | None) -> Tensor:
         if self.config.own_prediction == "argmax":
             return logits.argmax(-1)  # (B,)
         probs = torch.softmax(logits.float().cpu(), -1)  # (B, V)
