@@ -119,3 +119,14 @@ def test_task_state_round_trip(name: str, data: list) -> None:
     again = task_from_state(name, task.state())
     a, b = task.encode(data), again.encode(data)
     assert a.items == b.items and a.references == b.references
+
+
+def test_text_field_takes_the_first_key_present_and_names_the_missing_ones() -> None:
+    from seqlab.errors import DataError
+    from seqlab.tasks.text import text_field
+
+    ex = {"text": "a b", "tokens": ["x", "y"]}
+    assert text_field(ex, 0) == ["x", "y"]  # classification: tokens first
+    assert text_field(ex, 0, ("text", "tokens")) == "a b"  # lm: text first
+    with pytest.raises(DataError, match="example 3: a 'source' field"):
+        text_field({"target": "t"}, 3, ("source",))

@@ -20,7 +20,7 @@ from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError
 from seqlab.metrics.classification import accuracy, macro_f1
 from seqlab.tasks.base import Batch, Encoded, Example, Item, Task
-from seqlab.tasks.text import TextCodec, TextOptions, as_tokens, encode_text_items
+from seqlab.tasks.text import TextCodec, TextOptions, as_tokens, encode_text_items, text_field
 
 __all__ = ["ClassificationConfig", "ClassificationTask", "text_field"]
 
@@ -39,15 +39,6 @@ class ClassificationConfig(TextOptions):
         super().__post_init__()
         if self.max_len is not None and self.max_len < 1:
             raise ConfigError(f"max_len must be >= 1 or None, found {self.max_len}")
-
-
-def text_field(example: Example, index: int) -> str | list[str]:
-    """The example's input: ``text`` or ``tokens``."""
-    if "tokens" in example:
-        return as_tokens(example["tokens"], "tokens", index)
-    if "text" in example:
-        return as_tokens(example["text"], "text", index)
-    raise DataError(None, None, f"example {index}: a 'text' or 'tokens' field", f"keys {sorted(example)}")
 
 
 class ClassificationTask(Task):

@@ -38,11 +38,11 @@ from torch import Tensor
 
 from seqlab.config import from_dict, to_dict
 from seqlab.data.batching import TruncationPolicy, TruncationReport, pad_sequences, truncate
-from seqlab.errors import ConfigError, DataError
+from seqlab.errors import ConfigError
 from seqlab.metrics import generation as gm
 from seqlab.metrics.lm import perplexity
 from seqlab.tasks.base import Batch, Encoded, Example, Item, Task
-from seqlab.tasks.text import TextCodec, as_tokens
+from seqlab.tasks.text import TextCodec, as_tokens, text_field
 
 __all__ = ["GenerationConfig", "GenerationTask", "PairTruncationReport", "METRICS"]
 
@@ -107,12 +107,6 @@ class PairTruncationReport(TruncationReport):
         return f"source: {base}; target: {self.target}" if self.target else f"source: {base}"
 
 
-def _field(ex: Example, key: str, index: int) -> str | list[str]:
-    if key not in ex:
-        raise DataError(None, None, f"example {index}: a {key!r} field", f"keys {sorted(ex)}")
-    return as_tokens(ex[key], key, index)
-
-
 def _codec(c: GenerationConfig, tokenizer: str) -> TextCodec:
     return TextCodec(tokenizer, c.lowercase, c.min_freq, c.max_vocab, c.vocab_size)
 
@@ -158,8 +152,8 @@ class GenerationTask(Task):
 
     # --- vocabulary -----------------------------------------------------------------
     def fit(self, examples: Sequence[Example]) -> GenerationTask:
-        src = [_field(ex, "source", i) for i, ex in enumerate(examples)]
-        tgt = [_field(ex, "target", i) for i, ex in enumerate(examples)]
+        src = [text_field(ex, i, ("source",)) for i, ex in enumerate(examples)]
+        tgt = [text_field(ex, i, ("target",)) for i, ex in enumerate(examples)]
         if self.config.shared_vocab:
             self.source_codec.fit([*src, *tgt])
         else:
@@ -193,8 +187,8 @@ class GenerationTask(Task):
 
     def encode(self, examples: Sequence[Example]) -> Encoded:
         c = self.config
-        src_raw = [_field(ex, "source", i) for i, ex in enumerate(examples)]
-        tgt_raw = [_field(ex, "target", i) for i, ex in enumerate(examples)]
+        src_raw = [text_field(ex, i, ("source",)) for i, ex in enumerate(examples)]
+        tgt_raw = [text_field(ex, i, ("target",)) for i, ex in enumerate(examples)]
         src, src_cut, rs = _encode_side(self.source_codec, src_raw, c.max_source_len, c.truncation, nonempty=True)
         tgt, tgt_cut, rt = _encode_side(self.target_codec, tgt_raw, c.max_target_len, c.truncation, nonempty=False)
         items = [{"src": s, "tgt": t, "index": i} for i, (s, t) in enumerate(zip(src, tgt))]

@@ -20,10 +20,10 @@ from torch import Tensor
 
 from seqlab.config import from_dict, to_dict
 from seqlab.data.batching import TruncationReport, pad_sequences
-from seqlab.errors import ConfigError, DataError
+from seqlab.errors import ConfigError
 from seqlab.metrics.lm import bits_per_unit, perplexity
 from seqlab.tasks.base import Batch, Encoded, Example, Item, Task
-from seqlab.tasks.text import TextCodec, TextOptions, as_tokens
+from seqlab.tasks.text import TextCodec, TextOptions, as_tokens, text_field
 
 __all__ = ["LMConfig", "LMTask", "stream_blocks"]
 
@@ -52,11 +52,7 @@ def stream_blocks(stream: Sequence[int], block: int, overlap: int) -> list[tuple
 
 
 def _text(ex: Example, index: int) -> str | list[str]:
-    if "text" in ex:
-        return as_tokens(ex["text"], "text", index)
-    if "tokens" in ex:
-        return as_tokens(ex["tokens"], "tokens", index)
-    raise DataError(None, None, f"example {index}: a 'text' field", f"keys {sorted(ex)}")
+    return text_field(ex, index, ("text", "tokens"))
 
 
 class LMTask(Task):

@@ -17,7 +17,7 @@ from seqlab.data.tokenizers import Tokenizer, make_tokenizer, tokenizer_from_jso
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError, SeqlabError
 
-__all__ = ["TextCodec", "TextOptions", "as_tokens", "encode_text_items"]
+__all__ = ["TextCodec", "TextOptions", "as_tokens", "encode_text_items", "text_field"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,14 @@ def as_tokens(value: Any, field: str, index: int) -> list[str] | str:
     if isinstance(value, (list, tuple)) and all(isinstance(t, str) for t in value):
         return list(value)
     raise DataError(None, None, f"example {index}: field {field!r} as a string or a list of strings", repr(value)[:80])
+
+
+def text_field(example: Any, index: int, keys: tuple[str, ...] = ("tokens", "text")) -> str | list[str]:
+    """The example's input: the first of ``keys`` it has (token list or string)."""
+    for key in keys:
+        if key in example:
+            return as_tokens(example[key], key, index)
+    raise DataError(None, None, f"example {index}: a {' or '.join(repr(k) for k in keys)} field", f"keys {sorted(example)}")
 
 
 class TextCodec:
