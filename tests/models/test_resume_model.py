@@ -22,24 +22,29 @@ def _steps(run: Path) -> list[tuple[int, float]]:
     return [(r["step"], r["loss"]) for r in rows if r["type"] == "step"]
 
 
-def test_interrupted_fit_resumes_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = ner_data(24)
-    full = seqlab.build("lstm", task="labeling", train=TRAIN, **MODEL).fit(data, run_dir=tmp_path / "a")
-
-    model = seqlab.build("lstm", task="labeling", train=TRAIN, **MODEL)
+def _interrupt(model, data: list, run_dir: Path, at_call: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fit ``model`` until its task's loss is called for the ``at_call``-th time, then Ctrl-C."""
     task_loss = model.task.loss
     calls = {"n": 0}
 
     def flaky(output: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         calls["n"] += 1
-        if calls["n"] == 9:  # mid-epoch 2 (6 batches per epoch)
+        if calls["n"] == at_call:
             raise KeyboardInterrupt
         return task_loss(output, batch)
 
     monkeypatch.setattr(model.task, "loss", flaky)
     with pytest.raises(KeyboardInterrupt):
-        model.fit(data, run_dir=tmp_path / "b")
+        model.fit(data, run_dir=run_dir)
     monkeypatch.setattr(model.task, "loss", task_loss)
+
+
+def test_interrupted_fit_resumes_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = ner_data(24)
+    full = seqlab.build("lstm", task="labeling", train=TRAIN, **MODEL).fit(data, run_dir=tmp_path / "a")
+
+    model = seqlab.build("lstm", task="labeling", train=TRAIN, **MODEL)
+    _interrupt(model, data, tmp_path / "b", 9, monkeypatch)  # mid-epoch 2 (6 batches per epoch)
     resumed = seqlab.build("lstm", task="labeling", train=TRAIN, **MODEL)
     counted = {"n": 0}
     resumed_loss = resumed.task.loss
@@ -71,20 +76,17 @@ def test_scheduled_sampling_run_resumes_exactly(tmp_path: Path, monkeypatch: pyt
                  "teacher_forcing": 0.6, "scheduled_sampling": "linear", "schedule_k": 1.0, "schedule_c": 0.02,
                  "own_prediction": "sample"}
     full = seqlab.build("seq2seq", task="generation", train=TRAIN, **model_cfg).fit(pairs, run_dir=tmp_path / "a")
-    model = seqlab.build("seq2seq", task="generation", train=TRAIN, **model_cfg)
-    task_loss = model.task.loss
-    calls = {"n": 0}
+    _interrupt(seqlab.build("seq2seq", task="generation", train=TRAIN, **model_cfg), pairs, tmp_path / "b", 9, monkeypatch)
+    resumed = seqlab.build("seq2seq", task="generation", train=TRAIN, **model_cfg)
+    resumed_loss, counted = resumed.task.loss, {"n": 0}
 
-    def flaky(output: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        calls["n"] += 1
-        if calls["n"] == 9:
-            raise KeyboardInterrupt
-        return task_loss(output, batch)
+    def counting(output: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        counted["n"] += 1
+        return resumed_loss(output, batch)
 
-    monkeypatch.setattr(model.task, "loss", flaky)
-    with pytest.raises(KeyboardInterrupt):
-        model.fit(pairs, run_dir=tmp_path / "b")
-    resumed = seqlab.build("seq2seq", task="generation", train=TRAIN, **model_cfg).fit(pairs, run_dir=tmp_path / "b")
+    monkeypatch.setattr(resumed.task, "loss", counting)
+    resumed.fit(pairs, run_dir=tmp_path / "b")
+    assert counted["n"] == 3 * 6 - 8  # it really resumed after the 8 finished batches
     assert _steps(tmp_path / "b") == _steps(tmp_path / "a")
     for (k, a), b in zip(full.module.state_dict().items(), resumed.module.state_dict().values()):
         assert torch.equal(a, b), k
