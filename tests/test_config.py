@@ -45,3 +45,20 @@ def test_parse_overrides_and_merge() -> None:
     assert merge({"model": {"a": 1, "b": 2}}, {"model": {"b": 3}}) == {"model": {"a": 1, "b": 3}}
     with pytest.raises(ConfigError):
         parse_overrides(["model.x", "1"])
+
+
+def test_range_checks_name_the_field_and_the_bound() -> None:
+    from seqlab.config import check_at_least, check_fraction
+
+    @dataclass
+    class C:
+        layers: int = 2
+        dropout: float = 0.1
+
+    check_at_least(C(), 1, "layers")
+    check_fraction(C(), "dropout")
+    with pytest.raises(ConfigError, match=r"layers must be >= 3, found 2"):
+        check_at_least(C(), 3, "layers")
+    for bad in (1.0, -0.1):
+        with pytest.raises(ConfigError, match=r"dropout must be in \[0, 1\)"):
+            check_fraction(C(dropout=bad), "dropout")

@@ -24,6 +24,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = [
+    "check_at_least",
+    "check_fraction",
     "from_dict",
     "to_dict",
     "load_toml",
@@ -34,6 +36,20 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+def check_at_least(config: Any, low: int, *names: str) -> None:
+    """Config validation: each named field is a number >= ``low``."""
+    for name in names:
+        if getattr(config, name) < low:
+            raise ConfigError(f"{name} must be >= {low}, found {getattr(config, name)}")
+
+
+def check_fraction(config: Any, *names: str) -> None:
+    """Config validation: each named field (a dropout rate, ...) lies in [0, 1)."""
+    for name in names:
+        if not 0.0 <= getattr(config, name) < 1.0:
+            raise ConfigError(f"{name} must be in [0, 1), found {getattr(config, name)}")
 
 
 def check_keys(given: Mapping[str, Any], valid: Sequence[str], where: str) -> None:

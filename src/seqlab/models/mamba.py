@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqlab.config import check_at_least, check_fraction
 from seqlab.errors import ConfigError
 from seqlab.models.layers import restore_alignment, right_align
 from seqlab.models.layers.scan import selective_scan, selective_step
@@ -62,17 +63,13 @@ class MambaConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("embedding_dim", "num_layers", "d_state", "d_conv", "expand", "chunk"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, found {getattr(self, name)}")
+        check_at_least(self, 1, "embedding_dim", "num_layers", "d_state", "d_conv", "expand", "chunk")
         for name in ("hidden_size", "dt_rank"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0 (0 = automatic), found {getattr(self, name)}")
         if not 0.0 < self.dt_min <= self.dt_max:
             raise ConfigError(f"need 0 < dt_min <= dt_max, found {self.dt_min} and {self.dt_max}")
-        for name in ("dropout", "word_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ConfigError(f"{name} must be in [0, 1), found {getattr(self, name)}")
+        check_fraction(self, "dropout", "word_dropout")
 
     @property
     def d_model(self) -> int:

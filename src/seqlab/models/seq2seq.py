@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seqlab.config import check_at_least, check_fraction
 from seqlab.data.vocab import SPECIALS
 from seqlab.errors import ConfigError
 from seqlab.models.layers import TokenEmbedding, restore_alignment, right_align
@@ -94,12 +95,8 @@ class Seq2SeqConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("embedding_dim", "hidden_size", "num_layers"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, found {getattr(self, name)}")
-        for name in ("dropout", "word_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ConfigError(f"{name} must be in [0, 1), found {getattr(self, name)}")
+        check_at_least(self, 1, "embedding_dim", "hidden_size", "num_layers")
+        check_fraction(self, "dropout", "word_dropout")
         _check_choice("cell", self.cell, ("gru", "lstm"))
         _check_choice("attention", self.attention, ("none", "bahdanau", "luong_dot", "luong_general"))
         _check_choice("own_prediction", self.own_prediction, ("argmax", "sample"))

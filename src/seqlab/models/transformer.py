@@ -26,6 +26,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from seqlab.config import check_at_least, check_fraction
 from seqlab.errors import ConfigError, SeqlabError
 from seqlab.models.layers.attention import (
     AttentionMask,
@@ -84,9 +85,7 @@ class TransformerConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("embedding_dim", "n_heads", "num_layers", "max_len"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, found {getattr(self, name)}")
+        check_at_least(self, 1, "embedding_dim", "n_heads", "num_layers", "max_len")
         for name in ("d_ff", "hidden_size"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -97,9 +96,7 @@ class TransformerConfig:
             raise ConfigError(f"embedding_dim ({self.embedding_dim}) must be a multiple of n_heads ({self.n_heads})")
         if self.positions == "rope" and (self.embedding_dim // self.n_heads) % 2:
             raise ConfigError(f"positions='rope' needs an even head width; embedding_dim / n_heads = {self.embedding_dim // self.n_heads}")
-        for name in ("dropout", "attention_dropout", "word_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ConfigError(f"{name} must be in [0, 1), found {getattr(self, name)}")
+        check_fraction(self, "dropout", "attention_dropout", "word_dropout")
         if self.moe_experts < 0 or self.moe_loss_weight < 0:
             raise ConfigError(f"moe_experts and moe_loss_weight must be >= 0, found {self.moe_experts}, {self.moe_loss_weight}")
         if self.moe_experts and not 1 <= self.moe_top_k <= self.moe_experts:

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from seqlab.config import check_at_least
 from seqlab.errors import ConfigError, DataError, SeqlabError
 from seqlab.inference import Constraints, forward_backward, log_partition, span_constraints, viterbi
 from seqlab.models.classical.base import ClassicalModel
@@ -78,9 +79,7 @@ class CRFConfig(FeatureConfig):
     def __post_init__(self) -> None:
         if self.c1 < 0 or self.c2 < 0:
             raise ConfigError(f"c1 and c2 must be >= 0, found c1={self.c1}, c2={self.c2}")
-        for name in ("max_iterations", "num_memories", "max_linesearch"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, found {getattr(self, name)}")
+        check_at_least(self, 1, "max_iterations", "num_memories", "max_linesearch")
         if self.chunk_size < 0:
             raise ConfigError(f"chunk_size must be >= 0 (0 = one chunk), found {self.chunk_size}")
         if self.lr <= 0:

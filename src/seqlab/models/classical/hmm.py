@@ -24,6 +24,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from seqlab.config import check_at_least
 from seqlab.errors import ConfigError
 from seqlab.inference import forward_filter
 from seqlab.models.classical.base import ClassicalModel
@@ -66,12 +67,8 @@ class HMMConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("n_states", "n_init", "block_size", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, found {getattr(self, name)}")
-        for name in ("smoothing", "suffix_length", "rare_threshold", "n_iter"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, found {getattr(self, name)}")
+        check_at_least(self, 1, "n_states", "n_init", "block_size", "batch_size")
+        check_at_least(self, 0, "smoothing", "suffix_length", "rare_threshold", "n_iter")
         if self.emission not in ("categorical", "gaussian"):
             raise ConfigError(f"emission must be 'categorical' or 'gaussian', found {self.emission!r}")
         if self.dtype not in ("float32", "float64"):
