@@ -17,40 +17,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 from hmmlearn.hmm import CategoricalHMM
 
+from _common import add_hmm_args, random_hmm, timed
 from seqlab.inference import forward_backward, log_partition, viterbi
-
-
-def random_hmm(n: int, m: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    pi = rng.dirichlet(np.ones(n))
-    A = rng.dirichlet(np.ones(n) * 0.5, size=n)
-    B = rng.dirichlet(np.ones(m) * 0.5, size=n)
-    return pi, A, B
-
-
-def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
-    """Wall seconds, CPU seconds of this process (all threads), result."""
-    t0, c0 = time.perf_counter(), time.process_time()
-    out = fn()
-    return time.perf_counter() - t0, time.process_time() - c0, out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n-seq", type=int, default=10000)
-    ap.add_argument("--length", type=int, default=100)
-    ap.add_argument("--states", type=int, default=50)
-    ap.add_argument("--symbols", type=int, default=100)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--dtype", choices=["float64", "float32"], default="float64")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
+    add_hmm_args(ap)
     ap.add_argument("--chunk", type=int, default=1000, help="sequences per seqlab call (gather + inference)")
     args = ap.parse_args()
     if args.threads:

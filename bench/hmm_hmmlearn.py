@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,31 +21,20 @@ import numpy as np
 import torch
 from hmmlearn.hmm import CategoricalHMM as PeerHMM
 
+from _common import add_hmm_args, random_hmm, timed
 from seqlab.models.classical.hmm import CategoricalHMM
-
-
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n-seq", type=int, default=10000)
-    ap.add_argument("--length", type=int, default=100)
-    ap.add_argument("--states", type=int, default=50)
-    ap.add_argument("--symbols", type=int, default=100)
-    ap.add_argument("--repeats", type=int, default=3)
+    add_hmm_args(ap)
     ap.add_argument("--batch-size", type=int, default=2048)
-    ap.add_argument("--dtype", choices=["float64", "float32"], default="float64")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     n, v = args.states, args.symbols
-    pi, trans, emit = rng.dirichlet(np.ones(n)), rng.dirichlet(np.ones(n) * 0.5, size=n), rng.dirichlet(np.ones(v) * 0.5, size=n)
+    pi, trans, emit = random_hmm(n, v, rng)
     obs = rng.integers(0, v, size=(args.n_seq, args.length))
     seqs = list(obs)  # seqlab: a list of sequences
     x, lengths = obs.reshape(-1, 1), np.full(args.n_seq, args.length)  # hmmlearn: concatenation + lengths
@@ -75,9 +63,9 @@ def main() -> None:
     for name, (sl, pe) in jobs.items():
         ts, tp = [], []
         for _ in range(args.repeats):
-            t, out_s = timed(sl)
+            t, _, out_s = timed(sl)
             ts.append(t)
-            t, out_p = timed(pe)
+            t, _, out_p = timed(pe)
             tp.append(t)
         results[name] = (out_s, out_p)
         bs, bp, ms, mp = min(ts), min(tp), statistics.median(ts), statistics.median(tp)
