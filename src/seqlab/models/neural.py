@@ -219,9 +219,12 @@ class NeuralModel:
         return self
 
     # --- inference ----------------------------------------------------------------------
-    def _outputs(self, items: list[dict[str, Any]], batch_size: int) -> Iterator[tuple[Tensor, dict[str, Tensor]]]:
+    def _outputs(
+        self, items: list[dict[str, Any]], batch_size: int, forward: bool = True,
+    ) -> Iterator[tuple[Tensor, dict[str, Tensor]]]:
         """Outputs batch by batch, in eval mode. A generator: one batch's (B, T, V) logits are
-        alive at a time, however large the split."""
+        alive at a time, however large the split. ``forward=False`` yields the batches with an
+        empty output (an encoder-decoder's predictions come from decoding alone)."""
         module = self.module
         was_training = module.training
         module.eval()
@@ -230,7 +233,7 @@ class NeuralModel:
             for idx in sampler.batches(0):
                 batch = move_to(self.task.collate([items[i] for i in idx]), self.device)
                 with torch.no_grad():
-                    output = module(batch)
+                    output = module(batch) if forward else torch.empty(0)
                 yield output, batch
         finally:
             module.train(was_training)
@@ -250,7 +253,8 @@ class NeuralModel:
     def _predict_rows(self, inputs: Sequence[Any], fn: Callable[[Tensor, dict[str, Tensor]], list[Any]]) -> list[Any]:
         items = self.task.encode_inputs(inputs)
         by_index: dict[int, Any] = {}
-        for output, batch in self._outputs(items, self.train_config.batch_size):
+        # an encoder-decoder decodes free-running: its teacher-forced forward would go unused
+        for output, batch in self._outputs(items, self.train_config.batch_size, forward=not self.seq2seq):
             for i, p in zip(batch["index"].tolist(), fn(output, batch)):
                 by_index[i] = p
         return [by_index[i] for i in range(len(items))]
