@@ -1,4 +1,5 @@
-"""What several benchmark scripts share: timing, and the HMM benchmark's problem (sizes + data)."""
+"""What several benchmark scripts share: timing, the HMM benchmark's problem (sizes + data), and the
+synthetic long-range benchmarks' models, arguments and training."""
 
 from __future__ import annotations
 
@@ -34,3 +35,59 @@ def random_hmm(n: int, m: int, rng: np.random.Generator) -> tuple[np.ndarray, np
     A = rng.dirichlet(np.ones(n) * 0.5, size=n)
     B = rng.dirichlet(np.ones(m) * 0.5, size=n)
     return pi, A, B
+
+
+# --- the synthetic long-range benchmarks (selective copying, induction heads) -------------------
+
+CAUSAL_MODELS = ("mamba", "lti", "transformer", "sinusoidal", "rope", "alibi", "lstm")
+
+
+def causal_model(name: str, width: int, layers: int) -> tuple[str, dict[str, Any]]:
+    """(family, config) of a causal model of width ``width`` with ``layers`` layers: ``mamba``
+    (selective), ``lti`` (its ablation), a Transformer (``transformer`` = RoPE, or its position
+    scheme by name) or ``lstm``."""
+    if name in ("mamba", "lti"):
+        return "mamba", {"embedding_dim": width, "num_layers": layers, "d_state": 16, "expand": 2,
+                         "selective": name == "mamba", "causal": True, "dropout": 0.0}
+    if name in ("transformer", "sinusoidal", "rope", "alibi"):
+        return "transformer", {"embedding_dim": width, "num_layers": layers, "n_heads": 4, "causal": True,
+                               "positions": "rope" if name == "transformer" else name, "dropout": 0.0}
+    if name == "lstm":
+        return "lstm", {"embedding_dim": width, "hidden_size": 2 * width, "num_layers": layers,
+                        "bidirectional": False, "dropout": 0.0}
+    raise SystemExit(f"unknown model {name!r}; valid: {', '.join(CAUSAL_MODELS)}")
+
+
+def add_synthetic_args(ap: argparse.ArgumentParser, *, models: str, n_test: int, epochs: int, lr: float,
+                       patience: int) -> None:
+    """The arguments both synthetic benchmarks take (model size, data sizes, training)."""
+    ap.add_argument("--models", default=models, help=f"comma list of {', '.join(CAUSAL_MODELS)}")
+    ap.add_argument("--width", type=int, default=64, help="d_model (the paper: 64)")
+    ap.add_argument("--layers", type=int, default=2, help="the paper: 2")
+    ap.add_argument("--n-train", type=int, default=8192)
+    ap.add_argument("--n-valid", type=int, default=256)
+    ap.add_argument("--n-test", type=int, default=n_test)
+    ap.add_argument("--epochs", type=int, default=epochs)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=lr)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--patience", type=int, default=patience)
+    ap.add_argument("--max-time", type=float, default=None, help="training seconds per model (None: no limit)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--run-dir", default=None, help="write each model's metrics.jsonl under RUN_DIR/<model>")
+
+
+def fit_synthetic(name: str, family: str, task: str, config: dict[str, Any], args: argparse.Namespace,
+                  train: list, valid: list, task_options: dict[str, Any] | None = None) -> tuple[Any, float]:
+    """Build and fit one model through seqlab's API (early stopping on ``valid``); returns it and
+    its training seconds."""
+    import seqlab
+
+    train_cfg = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup,
+                 "weight_decay": 0.0, "patience": args.patience, "progress": False, "seed": 0,
+                 "max_time": args.max_time}
+    model = seqlab.build(family, task=task, task_options=task_options, train=train_cfg, **config)
+    run_dir = None if args.run_dir is None else f"{args.run_dir}/{name}"
+    start = time.perf_counter()
+    model.fit(train, valid, run_dir=run_dir, resume=False)
+    return model, time.perf_counter() - start

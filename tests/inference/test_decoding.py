@@ -346,5 +346,11 @@ def test_generate_methods(family: str) -> None:
     assert model.generate(["ab"], 6, seed=4, top_p=0.9) == model.generate(["ab"], 6, seed=4, top_p=0.9)
     beam = model.generate(["ab", "b"], 6, method="beam", beam=3, stop_at_eos=True)
     assert len(beam) == 2 and all(set(s) <= set("ab") for s in beam)
+    if family == "lstm":  # a beam as wide as the search space returns the enumeration's best continuation
+        module, codec = model.module.eval(), model.task.codec
+        vocab, eos = model.task.output_size, codec.fitted_vocab.eos_id
+        best = ranked(_lm_enumeration(module, codec.encode("ab"), vocab, 2, eos), "none", 1.0)[0][0]
+        wide = model.generate(["ab"], 2, method="beam", beam=vocab**2, stop_at_eos=True)
+        assert wide == [codec.detokenize(codec.decode(best))]
     with pytest.raises(ConfigError, match="method"):
         model.generate(["ab"], 3, method="nucleus")

@@ -209,16 +209,18 @@ def test_without_attention_the_decoder_never_reads_the_memory() -> None:
     """Only the encoder summary reaches the decoder: NaN memory changes nothing."""
     module = _module("none", "lstm")
     batch = _batch(PAIRS)
-    start = module.start
+    encode = module.encode
 
-    def poisoned(b: dict[str, torch.Tensor]) -> dict[str, Any]:
-        state = start(b)
-        return {**state, "memory": torch.full_like(state["memory"], float("nan"))}
+    def poisoned(*args: Any) -> Any:  # NaN per-position memory, the real final states
+        memory, hn, cn = encode(*args)
+        return torch.full_like(memory, float("nan")), hn, cn
 
     base_tf, base_free = module(batch), module(batch, teacher_forcing_ratio=0.0)
-    module.start = poisoned  # type: ignore[method-assign]
+    module.encode = poisoned  # type: ignore[method-assign]
     torch.testing.assert_close(module(batch), base_tf)
     torch.testing.assert_close(module(batch, teacher_forcing_ratio=0.0), base_free)
+    hyps = beam_search(module, torch.full((3,), BOS), module.start(batch), 6, None, beam=2)
+    assert all(math.isfinite(h[0].score) for h in hyps)
     attended = _module("bahdanau")
     state = attended.start(batch)
     poisoned_logp, _ = attended.step(torch.full((3,), BOS), {**state, "memory": state["memory"] * float("nan")})
@@ -236,10 +238,10 @@ def test_step_decoding_equals_free_running_forward(attention: str, cell: str) ->
     assert [h.tokens for h in hyps] == logits.argmax(-1).tolist()
     state, tok, steps = module.start(batch), torch.full((3,), BOS), []
     for _ in range(t):
-        logp, state = module.step(tok, state)
-        steps.append(logp)
-        tok = logp.argmax(-1)
-    torch.testing.assert_close(torch.stack(steps, 1), logits.log_softmax(-1), rtol=1e-5, atol=1e-6)
+        step_logits, state = module.step(tok, state)
+        steps.append(step_logits)
+        tok = step_logits.argmax(-1)
+    torch.testing.assert_close(torch.stack(steps, 1), logits, rtol=1e-5, atol=1e-6)
     beam1 = beam_search(module, torch.full((3,), BOS), module.start(batch), beam=1, max_len=t)
     assert [b[0].tokens for b in beam1] == [h.tokens for h in hyps]
 
@@ -255,7 +257,8 @@ def test_reorder_selects_rows(attention: str, cell: str) -> None:
     got, _ = module.step(tokens[index], module.reorder(state, index))
     full, _ = module.step(tokens, state)
     torch.testing.assert_close(got, full[index])
-    assert torch.equal(state["src_mask"], batch["src_mask"])  # not mutated
+    assert ("src_mask" in state) == (attention != "none")  # the fixed-vector decoder carries no memory
+    assert attention == "none" or torch.equal(state["src_mask"], batch["src_mask"])  # not mutated
 
 
 @pytest.mark.parametrize("attention", ["none", "luong_dot", "luong_general"])
@@ -297,16 +300,29 @@ def test_scheduled_sampling_gradients_and_seeding(attention: str, own: str) -> N
     torch.testing.assert_close(a, b)
 
 
-def test_ratio_mixes_gold_and_own_tokens() -> None:
-    """Ratio 1 feeds gold tokens, ratio 0 the model's own: an intermediate ratio must give, per row
-    and step, one of the two (checked through the first step after a swap)."""
-    module = _module("bahdanau")
+@pytest.mark.parametrize("own", ["argmax", "sample"])
+def test_ratio_mixes_gold_and_own_tokens(own: str) -> None:
+    """Teacher forcing at ratio 0.5 equals a replay through the public ``step``: per row and step,
+    draw the model's own token (argmax, or a sample from its softmax) and a coin from the same
+    seeded generator, and feed the own token where the coin is >= the ratio, else the gold one."""
+    module = _module("bahdanau", own_prediction=own)
     batch = _batch([([5, 6, 7], [8, 9, 10, 8, 9, 10, 8])] * 8)
-    gold = module(batch, teacher_forcing_ratio=1.0)
+    ids = batch["input_ids"]
     mixed = module(batch, teacher_forcing_ratio=0.5, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(mixed[:, 0], gold[:, 0])  # the first input is always <bos>
-    same_as_gold = [torch.allclose(mixed[i], gold[i]) for i in range(8)]
-    assert not all(same_as_gold)  # some row fed its own prediction at least once
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        state, prev, replay = module.start(batch), ids[:, 0], []
+        for t in range(ids.shape[1]):
+            if t > 0:
+                last = replay[-1]
+                mine = last.argmax(-1) if own == "argmax" else torch.multinomial(last.softmax(-1), 1, generator=gen)[:, 0]
+                coin = torch.rand(ids.shape[0], generator=gen) >= 0.5
+                prev = torch.where(coin, mine, ids[:, t])
+            step_logits, state = module.step(prev, state)
+            replay.append(step_logits)
+    torch.testing.assert_close(mixed, torch.stack(replay, 1))
+    gold = module(batch, teacher_forcing_ratio=1.0)
+    assert not all(torch.allclose(mixed[i], gold[i]) for i in range(8))  # some row fed its own token
 
 
 # --- learning -------------------------------------------------------------------------------

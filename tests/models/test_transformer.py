@@ -7,10 +7,10 @@ import torch
 
 import seqlab
 from seqlab.errors import ConfigError, SeqlabError
+from seqlab.inference.decoding import sample_logits
 from seqlab.models.layers.attention import AttentionMask, make_attention_mask
 from seqlab.models.layers.moe import MoEFeedForward
 from seqlab.models.neural import NeuralModule
-from seqlab.models.sampling import sample_logits
 from seqlab.models.transformer import (
     TransformerConfig,
     TransformerDecoderBlock,

@@ -18,7 +18,10 @@ machines and Python versions); within a split, examples keep their file order.
   splits then hold one example per text (``{"text", "id"}``). This split does not depend
   on the seed.
 * ``cmudict``: grapheme to phoneme, 90/5/5 split by unique word (all pronunciations of a
-  word land in the same split).
+  word land in the same split). ``load("cmudict", stress=False)`` strips the vowels' stress
+  digits (``AH0``/``AH1`` -> ``AH``; 39 phonemes instead of 69) and merges the variants that
+  become identical: the setting of the published G2P numbers (the PRONALSYL / Bisani-Ney
+  split used by Phonetisaurus, g2p-seq2seq and Rao et al. 2015 has no stress marks).
 * ``pydoc``: word LM over the topics of Python's ``pydoc_data``: 90/5/5 split by topic.
   Always installed, so it exercises the real-loader path in tests.
 
@@ -217,9 +220,13 @@ def _read_shakespeare() -> list[Example]:
 _VARIANT = re.compile(r"\(\d+\)$")
 
 
-def _read_cmudict() -> list[Example]:
+_STRESS = re.compile(r"[012]$")
+
+
+def _read_cmudict(stress: bool = True) -> list[Example]:
     path = _package_dir("cmudict", DATA_EXTRA) / "data" / "cmudict.dict"
     examples: list[Example] = []
+    seen: set[tuple[str, ...]] = set()  # (word, *phonemes): variants merged once stress is gone
     for lineno, line in enumerate(read_lines(path), start=1):
         fields = (line.split("#", 1)[0] if "#" in line else line).split()
         if len(fields) < 2:
@@ -227,7 +234,13 @@ def _read_cmudict() -> list[Example]:
                 continue
             raise DataError(path, lineno, "a word followed by its phonemes", repr(line))
         word = _VARIANT.sub("", fields[0]) if fields[0].endswith(")") else fields[0]
-        examples.append({"source": list(word), "target": fields[1:], "id": word})
+        phones = fields[1:] if stress else [_STRESS.sub("", p) for p in fields[1:]]
+        if not stress:
+            key = (word, *phones)
+            if key in seen:
+                continue
+            seen.add(key)
+        examples.append({"source": list(word), "target": phones, "id": word})
     if not examples:
         raise DataError(path, 1, "pronunciation lines", "an empty file")
     return examples
@@ -340,24 +353,29 @@ def catalog() -> list[DatasetInfo]:
 def load(name: str, *, seed: int = 0, **options: Any) -> Dataset:
     """Load a bundled dataset and split it deterministically from ``seed``.
 
-    Options: ``fractions=(train, valid, test)`` overrides the dataset's split fractions.
+    Options: ``fractions=(train, valid, test)`` overrides the dataset's split fractions; the
+    dataset's own reader options (``stress=False`` for ``cmudict``) pass through to its reader.
     Raises MissingDependencyError (naming the install command) when its package is absent,
     ConfigError for an unknown name or option.
     """
     entry = _entry(name)
-    unknown = sorted(set(options) - {"fractions"})
+    valid_options = ["fractions", *inspect.signature(entry.read).parameters]
+    unknown = sorted(set(options) - set(valid_options))
     if unknown:
-        raise ConfigError(f"unknown option(s) {unknown} for load({name!r}); valid: ['fractions']")
+        raise ConfigError(f"unknown option(s) {unknown} for load({name!r}); valid: {valid_options}")
     fractions = _check_fractions(options.get("fractions", entry.fractions))
-    examples = entry.read()
+    reader_options = {k: v for k, v in options.items() if k != "fractions"}
+    examples = entry.read(**reader_options)
     if entry.split == "contiguous":
         train, valid, test = _contiguous_split(examples, fractions)
     else:
         stratify = "label" if entry.split == "stratified" else None
         group = (lambda ex: ex["id"]) if entry.split == "word" else None
         train, valid, test = split_examples(examples, seed, fractions, stratify, group)
-    _SIZES[name] = entry.size(examples)
-    info = replace(entry.info, size=_SIZES[name])
+    size = entry.size(examples)
+    if not reader_options:
+        _SIZES[name] = size  # the catalog's size is the default reading's
+    info = replace(entry.info, size=size)
     return Dataset(name, info.task, train, valid, test, info, dict(entry.task_options))
 
 

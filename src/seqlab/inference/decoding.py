@@ -52,7 +52,7 @@ from seqlab.errors import ConfigError
 
 __all__ = [
     "Stepper", "FunctionStepper", "Hypothesis", "LengthPenalty", "reorder_state", "length_penalty",
-    "filter_logits", "greedy", "beam_search", "sample",
+    "filter_logits", "greedy", "beam_search", "sample", "sample_logits", "decode",
 ]
 
 LengthPenalty = Literal["none", "gnmt", "power"]
@@ -221,12 +221,37 @@ def sample(
     if temperature == 0:
         return greedy(stepper, start, state, max_len, eos, min_len)
     gen = generator or torch.Generator().manual_seed(0)
+    return _run(stepper, start, state, max_len, eos, min_len,
+                lambda logp: sample_logits(logp.cpu(), temperature, top_k, gen, top_p))
 
-    def pick(logp: Tensor) -> Tensor:
-        probs = filter_logits(logp.cpu() / temperature, top_k, top_p).softmax(-1)  # (N, V)
-        return torch.multinomial(probs, 1, generator=gen)[:, 0]
 
-    return _run(stepper, start, state, max_len, eos, min_len, pick)
+def sample_logits(
+    logits: Tensor, temperature: float, top_k: int | None, generator: torch.Generator, top_p: float | None = None,
+) -> Tensor:
+    """(N, V) logits -> (N,) ids drawn from ``softmax(logits / temperature)`` restricted to the
+    top-k / top-p support (:func:`filter_logits`). ``temperature == 0`` is the argmax."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = filter_logits(logits.float() / temperature, top_k, top_p).softmax(-1)  # (N, V)
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+
+
+def decode(
+    method: Literal["greedy", "sample", "beam"], stepper: Stepper, start: Tensor, state: Any, max_len: int,
+    eos: int | None = None, *, beam: int = 4, n_best: int = 1, penalty: LengthPenalty = "none", alpha: float = 1.0,
+    temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> list[list[Hypothesis]]:
+    """One entry point for every generator: each row's hypotheses, best first (one for greedy
+    and sampling, ``n_best`` for beam search)."""
+    if method == "greedy":
+        return [[h] for h in greedy(stepper, start, state, max_len, eos)]
+    if method == "sample":
+        return [[h] for h in sample(stepper, start, state, max_len, eos, temperature=temperature, top_k=top_k,
+                                    top_p=top_p, generator=generator)]
+    if method == "beam":
+        return beam_search(stepper, start, state, max_len, eos, beam=beam, n_best=n_best, penalty=penalty, alpha=alpha)
+    raise ConfigError(f"unknown decoding method {method!r}; valid: greedy, sample, beam")
 
 
 def _expand(stepper: Stepper, state: Any, b: int, k: int) -> Any:
@@ -255,12 +280,19 @@ def beam_search(
         logp, state = _log_probs(stepper, tokens, state, t, eos, min_len)
         cand = score[:, :, None] + logp.cpu().double().view(b, k, -1)  # (B, K, V)
         v = cand.shape[-1]
+        # one top-k per step: at most K <eos> candidates (one per beam), so the best 2K hold the
+        # K best of all and, after them, at least K that continue
+        vals, flat = cand.view(b, k * v).topk(min(2 * k if eos is not None else k, k * v), dim=-1)  # (B, <=2K)
         if eos is not None:  # <eos> ends a hypothesis when it ranks among the row's top K
-            kth = cand.view(b, k * v).topk(min(k, k * v), dim=-1).values[:, -1:]  # (B, 1)
+            kk = min(k, k * v)
+            kth = vals[:, kk - 1 : kk]  # (B, 1) the row's K-th best candidate, <eos> included
             ends = cand[:, :, eos]  # (B, K)
             _finish(pools, ends.masked_fill(ends < kth, float("-inf")), hist, t + 1, n_best, penalty, alpha)
-            cand[:, :, eos] = float("-inf")
-        top, flat = cand.view(b, k * v).topk(min(k, k * v), dim=-1)  # (B, K)
+            live = vals.masked_fill(flat % v == eos, float("-inf"))  # (B, <=2K)
+            top, pos = live.topk(kk, dim=-1)  # (B, K)
+            flat = flat.gather(1, pos)
+        else:
+            top = vals
         src, tok = flat // v, flat % v  # (B, K) parent beam, new token
         score = top
         hist = torch.cat([hist.gather(1, src[:, :, None].expand(-1, -1, t)), tok[:, :, None]], dim=2)

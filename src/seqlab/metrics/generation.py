@@ -112,13 +112,27 @@ def cer(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     return _jiwer("cer", hypotheses, references)
 
 
+def _token_rows(*seqs: Sequence[str]) -> list[str]:
+    """Token lists as jiwer sentences: each token renamed to a whitespace-free word (one name per
+    distinct token, so edit distances are unchanged)."""
+    names: dict[str, str] = {}
+    return [" ".join(names.setdefault(t, f"t{len(names)}") for t in seq) for seq in seqs]
+
+
 def token_error_rate(hypotheses: Sequence[Sequence[str]], references: Sequence[Sequence[str]]) -> float:
     """Corpus edit rate over token lists, each token one jiwer word (phoneme error rate)."""
     _pair(hypotheses, references)
-    names: dict[str, str] = {}  # token -> a whitespace-free jiwer word (edit distance unchanged)
-    rows = [[names.setdefault(t, f"t{len(names)}") for t in seq] for seq in [*hypotheses, *references]]
-    text = [" ".join(r) for r in rows]
+    text = _token_rows(*hypotheses, *references)
     return _jiwer("wer", text[: len(hypotheses)], text[len(hypotheses) :])
+
+
+def _token_edits(hypothesis: Sequence[str], reference: Sequence[str]) -> int:
+    """Substitutions + deletions + insertions turning ``reference`` into ``hypothesis`` (jiwer)."""
+    if not reference:
+        return len(hypothesis)
+    hyp, ref = _token_rows(hypothesis, reference)
+    out = _need("jiwer").process_words(ref, hyp)
+    return int(out.substitutions + out.deletions + out.insertions)
 
 
 def exact_match(hypotheses: Sequence[Output], references: Sequence[Output]) -> float:
@@ -151,8 +165,7 @@ def multi_reference_rates(
     for hyp, refs in zip(hypotheses, reference_sets):
         h = list(hyp)
         wrong += all(h != list(r) for r in refs)
-        best = min(((round(token_error_rate([h], [r]) * len(r)) if r else len(h), len(r)) for r in refs),
-                   key=lambda pair: pair[0])  # fewest edits; min keeps the first on ties
+        best = min(((_token_edits(h, r), len(r)) for r in refs), key=lambda pair: pair[0])  # first on ties
         edits += best[0]
         length += best[1]
     return wrong / len(hypotheses), edits / max(length, 1)

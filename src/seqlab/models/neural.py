@@ -289,23 +289,18 @@ class NeuralModel:
         one best :class:`Hypothesis` per row (``n_best > 1``: a list of them per row)."""
         from seqlab.inference import decoding as dec
 
-        opts = getattr(self, "_decoding", None) or {"method": "greedy"}
+        opts: dict[str, Any] = getattr(self, "_decoding", None) or self.decoding()._decoding  # default: greedy
         module = self.module
         task: Any = self.task
         B = batch["src_ids"].shape[0]
         max_len = opts.get("max_len") or int(batch["src_mask"].sum(-1).max()) * 2 + 10
         start = torch.full((B,), task.bos_id, dtype=torch.long, device=self.device)
         with torch.no_grad():
-            state = module.start(batch)
-            if opts["method"] == "greedy":
-                return dec.greedy(module, start, state, max_len, task.eos_id)
-            if opts["method"] == "sample":
-                return dec.sample(module, start, state, max_len, task.eos_id, temperature=opts["temperature"],
-                                  top_k=opts["top_k"], top_p=opts["top_p"], generator=opts["generator"])
-            nb = max(n_best, 1)
-            hyps = dec.beam_search(module, start, state, max_len, task.eos_id, beam=opts["beam"], n_best=nb,
-                                   penalty=opts["length_penalty"], alpha=opts["alpha"])
-        return [h[:nb] if n_best > 1 else h[0] for h in hyps]
+            hyps = dec.decode(opts["method"], module, start, module.start(batch), max_len, task.eos_id,
+                              beam=opts["beam"], n_best=max(n_best, 1), penalty=opts["length_penalty"],
+                              alpha=opts["alpha"], temperature=opts["temperature"], top_k=opts["top_k"],
+                              top_p=opts["top_p"], generator=opts["generator"])
+        return [h[:n_best] if n_best > 1 else h[0] for h in hyps]
 
     def save_alignment(self, source: Any, path: str | Path, target: Any = None, *, title: str | None = None) -> Path:
         """Save the attention heatmap (PNG) of an encoder-decoder for one example: ``source`` (text

@@ -28,34 +28,16 @@ import torch
 from torch import Tensor
 
 from seqlab.errors import ConfigError
-from seqlab.inference.decoding import (
-    Stepper,
-    beam_search,
-    filter_logits,
-    greedy,
-    reorder_state,
-    sample,
-)
+from seqlab.inference.decoding import decode, reorder_state
 
 if TYPE_CHECKING:
     from seqlab.models.classical.ngram import NGramTables
     from seqlab.models.neural import NeuralModel
 
 __all__ = [
-    "Method", "RecurrentStepper", "WindowStepper", "NGramStepper", "decode_continuation", "generate",
-    "sample_logits",
-]
+    "Method", "RecurrentStepper", "WindowStepper", "NGramStepper", "decode_continuation", "generate"]
 
 Method = Literal["sample", "greedy", "beam"]
-
-
-def sample_logits(logits: Tensor, temperature: float, top_k: int | None, generator: torch.Generator, top_p: float | None = None) -> Tensor:
-    """(B, V) logits -> (B,) ids drawn from ``softmax(logits / temperature)`` restricted to the
-    top-k / top-p support. ``temperature == 0`` is greedy."""
-    if temperature <= 0:
-        return logits.argmax(-1)
-    probs = filter_logits(logits.float() / temperature, top_k, top_p).softmax(-1)  # (B, V)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
 class RecurrentStepper:
@@ -145,15 +127,9 @@ def decode_continuation(
     top_k: int | None, top_p: float | None, beam: int, generator: torch.Generator,
 ) -> list[int]:
     """Up to ``n`` new ids after ``ids`` (primed through ``stepper.prime``), ``eos`` excluded."""
-    s: Stepper = stepper
     start, state = stepper.prime(ids)
-    if method == "beam":
-        return beam_search(s, start, state, n, eos, beam=beam)[0][0].tokens
-    if method == "greedy":
-        return greedy(s, start, state, n, eos)[0].tokens
-    if method == "sample":
-        return sample(s, start, state, n, eos, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)[0].tokens
-    raise ConfigError(f"unknown generation method {method!r}; valid: sample, greedy, beam")
+    return decode(method, stepper, start, state, n, eos, beam=beam, temperature=temperature, top_k=top_k,
+                  top_p=top_p, generator=generator)[0][0].tokens
 
 
 @torch.no_grad()

@@ -16,7 +16,7 @@ state to the decoder's initial state. Training feeds the gold previous token wit
 :func:`teacher_forcing_schedule` gives the scheduled-sampling decay of Bengio et al. 2015.
 
 Decoding follows :class:`seqlab.inference.decoding.Stepper`: ``start(batch) -> state``,
-``step(tokens, state) -> (log_probs, state)`` and ``reorder(state, index)``.
+``step(tokens, state) -> (logits, state)`` and ``reorder(state, index)``.
 
 Shapes: B batch, S source length, T target length, E embedding, H hidden, L layers,
 M memory features (H * directions), P output features (E when ``tie_weights``, else H),
@@ -36,6 +36,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from seqlab.config import check_at_least, check_fraction
 from seqlab.data.vocab import SPECIALS
 from seqlab.errors import ConfigError
+from seqlab.inference.decoding import reorder_state
 from seqlab.models.layers import TokenEmbedding, restore_alignment, right_align
 from seqlab.models.layers.seq2seq_attention import SourceAttention
 
@@ -203,16 +204,16 @@ class Seq2SeqModule(nn.Module):
 
     def start(self, batch: dict[str, Tensor]) -> dict[str, Any]:
         """Decoder state before the first token: ``hidden`` (L, B, H) (a tuple (h, c) for an
-        LSTM), ``memory`` (B, S, M), ``keys`` (B, S, K), ``src_mask`` (B, S), ``feed`` (B, F)
-        (the fixed summary without attention, Luong's previous h~ with input feeding)."""
+        LSTM); with attention ``memory`` (B, S, M), ``keys`` (B, S, K), ``src_mask`` (B, S);
+        ``feed`` (B, F) (the fixed summary without attention, Luong's previous h~ with input feeding)."""
         src_mask = batch["src_mask"].bool()
         memory, hn, cn = self.encode(batch["src_ids"], src_mask)
         h0 = torch.tanh(self.bridge(hn))  # (L, B, H)
         hidden: Any = h0 if cn is None or self.bridge_cell is None else (h0, self.bridge_cell(cn))
         b = memory.shape[0]
-        state: dict[str, Any] = {"hidden": hidden, "memory": memory, "src_mask": src_mask}
-        if self.attn is not None:
-            state["keys"] = self.attn.keys(memory)  # (B, S, K)
+        state: dict[str, Any] = {"hidden": hidden}
+        if self.attn is not None:  # only attention reads the per-position memory
+            state.update(memory=memory, src_mask=src_mask, keys=self.attn.keys(memory))  # keys (B, S, K)
         if self.config.attention == "none":
             state["feed"] = hn[-1]  # (B, M) top layer's final state: the fixed summary
         elif self.feeds:
@@ -223,9 +224,11 @@ class Seq2SeqModule(nn.Module):
     def _top(self, hidden: Any) -> Tensor:
         return (hidden[0] if isinstance(hidden, tuple) else hidden)[-1]  # (B, H)
 
-    def _step_logits(self, tokens: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
-        """``tokens`` (B,) -> logits (B, V) and the new state (inputs are not mutated)."""
-        emb = self.tgt_embed(tokens.unsqueeze(1))  # (B, 1, E)
+    def _decode(self, emb: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any], Tensor | None]:
+        """Target embeddings ``emb`` (B, T, E) after ``state`` -> tanh pre-output (B, T, P), the
+        new state (inputs are not mutated) and attention weights (B, T, S) (None without). Any T
+        for the variants whose next input does not depend on this step's output (no attention;
+        Luong without input feeding: :attr:`parallel`); T = 1 for the others."""
         new = dict(state)
         kind = self.config.attention
         if kind == "bahdanau":
@@ -235,37 +238,33 @@ class Seq2SeqModule(nn.Module):
             out, new["hidden"] = self.decoder(torch.cat([emb, ctx], -1), state["hidden"])  # (B, 1, H)
             pre = self.combine(torch.cat([out, ctx, emb], -1))  # (B, 1, P)
         elif kind == "none":
-            summary = state["feed"].unsqueeze(1)  # (B, 1, M)
-            out, new["hidden"] = self.decoder(torch.cat([emb, summary], -1), state["hidden"])
-            pre, w = self.combine(torch.cat([out, summary, emb], -1)), None  # (B, 1, P)
+            summary = state["feed"].unsqueeze(1).expand(-1, emb.shape[1], -1)  # (B, T, M)
+            out, new["hidden"] = self.decoder(torch.cat([emb, summary], -1), state["hidden"])  # (B, T, H)
+            pre, w = self.combine(torch.cat([out, summary, emb], -1)), None  # (B, T, P)
         else:
             assert self.attn is not None
             x = torch.cat([emb, state["feed"].unsqueeze(1)], -1) if self.feeds else emb
-            out, new["hidden"] = self.decoder(x, state["hidden"])  # (B, 1, H)
-            ctx, w = self.attn(out, state["keys"], state["memory"], state["src_mask"])  # (B, 1, M)
-            pre = self.combine(torch.cat([ctx, out], -1))  # (B, 1, P)
+            out, new["hidden"] = self.decoder(x, state["hidden"])  # (B, T, H)
+            ctx, w = self.attn(out, state["keys"], state["memory"], state["src_mask"])  # (B, T, M)
+            pre = self.combine(torch.cat([ctx, out], -1))  # (B, T, P)
         pre = torch.tanh(pre)
         if self.feeds and kind != "none":
-            new["feed"] = pre[:, 0]  # (B, P)
-        if w is not None:
-            new["attention"] = w[:, 0]  # (B, S)
-        return self.out(self.drop(pre))[:, 0], new  # (B, V)
+            new["feed"] = pre[:, -1]  # (B, P)
+        return pre, new, w
+
+    def _step_logits(self, tokens: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any], Tensor | None]:
+        """``tokens`` (B,) -> logits (B, V), the new state and the step's attention (B, S) or None."""
+        pre, new, w = self._decode(self.tgt_embed(tokens.unsqueeze(1)), state)  # (B, 1, P)
+        return self.out(self.drop(pre))[:, 0], new, None if w is None else w[:, 0]  # (B, V), state, (B, S)
 
     def step(self, tokens: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
-        """Stepper protocol: ``tokens`` (N,) long -> log-probabilities (N, V), new state."""
-        logits, new = self._step_logits(tokens, state)
-        return torch.log_softmax(logits, -1), new
+        """Stepper protocol: ``tokens`` (N,) long -> next-token logits (N, V), new state."""
+        logits, new, _ = self._step_logits(tokens, state)
+        return logits, new
 
     def reorder(self, state: dict[str, Any], index: Tensor) -> dict[str, Any]:
         """Rows ``index`` (M,) of a state (beam search); the hidden state's batch dim is 1."""
-        out: dict[str, Any] = {}
-        for key, value in state.items():
-            dim = 1 if key == "hidden" else 0
-            if isinstance(value, tuple):  # an LSTM's (h, c)
-                out[key] = tuple(s.index_select(dim, index.to(s.device)) for s in value)
-            else:
-                out[key] = value.index_select(dim, index.to(value.device))
-        return out
+        return {key: reorder_state(value, index, 1 if key == "hidden" else 0) for key, value in state.items()}
 
     # --- whole sequences -------------------------------------------------------------------
     def forward(
@@ -320,10 +319,10 @@ class Seq2SeqModule(nn.Module):
                     own = self._own_prediction(logits[-1].detach(), gen)  # (B,)
                     coin = torch.rand(ids.shape[0], generator=gen).to(ids.device) >= ratio  # (B,)
                     prev = torch.where(coin, own, prev)
-            step_logits, state = self._step_logits(prev, state)
+            step_logits, state, w = self._step_logits(prev, state)
             logits.append(step_logits)
-            if "attention" in state:
-                weights.append(state["attention"])
+            if w is not None:
+                weights.append(w)
         self.attention = torch.stack(weights, 1) if weights else None  # (B, T, S)
         return torch.stack(logits, 1)  # (B, T, V)
 
@@ -335,19 +334,8 @@ class Seq2SeqModule(nn.Module):
 
     def _forward_parallel(self, ids: Tensor, state: dict[str, Any]) -> Tensor:
         """Fast path under full teacher forcing: the decoder RNN runs once over (B, T)."""
-        emb = self.tgt_embed(ids)  # (B, T, E)
-        if self.config.attention == "none":
-            summary = state["feed"].unsqueeze(1).expand(-1, ids.shape[1], -1)  # (B, T, M)
-            out, _ = self.decoder(torch.cat([emb, summary], -1), state["hidden"])  # (B, T, H)
-            pre = self.combine(torch.cat([out, summary, emb], -1))  # (B, T, P)
-            self.attention = None
-        else:
-            assert self.attn is not None
-            out, _ = self.decoder(emb, state["hidden"])  # (B, T, H)
-            ctx, w = self.attn(out, state["keys"], state["memory"], state["src_mask"])  # (B, T, M)
-            pre = self.combine(torch.cat([ctx, out], -1))  # (B, T, P)
-            self.attention = w  # (B, T, S)
-        return self.out(self.drop(torch.tanh(pre)))  # (B, T, V)
+        pre, _, self.attention = self._decode(self.tgt_embed(ids), state)  # (B, T, P), _, (B, T, S) or None
+        return self.out(self.drop(pre))  # (B, T, V)
 
 
 def seq2seq_network(config: Seq2SeqConfig, task: Any) -> Seq2SeqModule:

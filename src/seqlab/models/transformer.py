@@ -383,9 +383,9 @@ class TransformerSeq2Seq(nn.Module):
         return {"memory": self.encode(batch["src_ids"], src_mask), "src_mask": src_mask, "cache": None}
 
     def step(self, tokens: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
-        """``tokens`` (N,) -> log-probabilities (N, V) and the state with their keys/values."""
+        """``tokens`` (N,) -> next-token logits (N, V) and the state with their keys/values."""
         h, cache = self.decoder.step(self.tgt_embed(tokens[:, None]), state["cache"], state["memory"], state["src_mask"])
-        return torch.log_softmax(self._logits(h[:, 0]), -1), {**state, "cache": cache}  # (N, V)
+        return self._logits(h[:, 0]), {**state, "cache": cache}  # (N, V)
 
     def reorder(self, state: dict[str, Any], index: Tensor) -> dict[str, Any]:
         """Rows ``index`` (M,) of a state (beam search)."""

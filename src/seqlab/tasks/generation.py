@@ -103,7 +103,7 @@ class PairTruncationReport(TruncationReport):
     target: TruncationReport | None = None
 
     def __str__(self) -> str:
-        base = TruncationReport(self.n_examples, self.n_truncated, self.max_len, self.policy, self.longest)
+        base = super().__str__()
         return f"source: {base}; target: {self.target}" if self.target else f"source: {base}"
 
 
