@@ -39,28 +39,26 @@ def random_hmm(n: int, m: int, rng: np.random.Generator) -> tuple[np.ndarray, np
 
 # --- the synthetic long-range benchmarks (selective copying, induction heads) -------------------
 
-CAUSAL_MODELS = ("mamba", "lti", "transformer", "sinusoidal", "rope", "alibi", "lstm")
+# the recipes and the fit/score helpers live in seqlab.experiments.longrange (shared with `seqlab experiment`),
+# imported lazily so that the HMM benchmarks do not load them
 
 
 def causal_model(name: str, width: int, layers: int) -> tuple[str, dict[str, Any]]:
-    """(family, config) of a causal model of width ``width`` with ``layers`` layers: ``mamba``
-    (selective), ``lti`` (its ablation), a Transformer (``transformer`` = RoPE, or its position
-    scheme by name) or ``lstm``."""
-    if name in ("mamba", "lti"):
-        return "mamba", {"embedding_dim": width, "num_layers": layers, "d_state": 16, "expand": 2,
-                         "selective": name == "mamba", "causal": True, "dropout": 0.0}
-    if name in ("transformer", "sinusoidal", "rope", "alibi"):
-        return "transformer", {"embedding_dim": width, "num_layers": layers, "n_heads": 4, "causal": True,
-                               "positions": "rope" if name == "transformer" else name, "dropout": 0.0}
-    if name == "lstm":
-        return "lstm", {"embedding_dim": width, "hidden_size": 2 * width, "num_layers": layers,
-                        "bidirectional": False, "dropout": 0.0}
-    raise SystemExit(f"unknown model {name!r}; valid: {', '.join(CAUSAL_MODELS)}")
+    """(family, config) of a causal model (see seqlab.experiments.longrange.causal_model)."""
+    from seqlab.errors import ConfigError
+    from seqlab.experiments import longrange as _lr
+
+    try:
+        return _lr.causal_model(name, width, layers)
+    except ConfigError as e:
+        raise SystemExit(str(e)) from e
 
 
 def add_synthetic_args(ap: argparse.ArgumentParser, *, models: str, n_test: int, epochs: int, lr: float,
                        patience: int) -> None:
     """The arguments both synthetic benchmarks take (model size, data sizes, training)."""
+    from seqlab.experiments.longrange import CAUSAL_MODELS
+
     ap.add_argument("--models", default=models, help=f"comma list of {', '.join(CAUSAL_MODELS)}")
     ap.add_argument("--width", type=int, default=64, help="d_model (the paper: 64)")
     ap.add_argument("--layers", type=int, default=2, help="the paper: 2")
@@ -81,13 +79,9 @@ def fit_synthetic(name: str, family: str, task: str, config: dict[str, Any], arg
                   train: list, valid: list, task_options: dict[str, Any] | None = None) -> tuple[Any, float]:
     """Build and fit one model through seqlab's API (early stopping on ``valid``); returns it and
     its training seconds."""
-    import seqlab
+    from seqlab.experiments import longrange as _lr
 
-    train_cfg = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup,
-                 "weight_decay": 0.0, "patience": args.patience, "progress": False, "seed": 0,
-                 "max_time": args.max_time}
-    model = seqlab.build(family, task=task, task_options=task_options, train=train_cfg, **config)
     run_dir = None if args.run_dir is None else f"{args.run_dir}/{name}"
-    start = time.perf_counter()
-    model.fit(train, valid, run_dir=run_dir, resume=False)
-    return model, time.perf_counter() - start
+    return _lr.fit_synthetic(family, task, config, train, valid, epochs=args.epochs, batch_size=args.batch_size,
+                             lr=args.lr, warmup=args.warmup, patience=args.patience, max_time=args.max_time,
+                             run_dir=run_dir, task_options=task_options)

@@ -24,15 +24,9 @@ import torch
 
 from _common import add_synthetic_args, causal_model, fit_synthetic
 from seqlab.data.synthetic import selective_copying
+from seqlab.experiments.longrange import copied_accuracy
 
 SEEDS = {"train": 1, "valid": 2, "test": 3}  # fixed; the test split is never used for selection
-
-
-def copied_accuracy(model: Any, test: list[dict[str, Any]], n_copy: int) -> tuple[float, float]:
-    """Per-token accuracy over the last ``n_copy`` tags, and the fraction of examples all right."""
-    preds = model.predict([ex["tokens"] for ex in test])
-    right = [sum(p == g for p, g in zip(pred[-n_copy:], ex["tags"][-n_copy:])) for pred, ex in zip(preds, test)]
-    return sum(right) / (n_copy * len(test)), sum(r == n_copy for r in right) / len(test)
 
 
 def run_one(name: str, args: argparse.Namespace, data: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Command line: ``seqlab train | evaluate | predict | datasets | models | tasks | demo``.
+"""Command line: ``seqlab train | evaluate | predict | generate | datasets | models | tasks | probe |
+experiment | serve | demo``.
 
 Configuration mirrors the API. A TOML file (``--config run.toml``) has the sections
 ``[model]`` (``name`` plus the family's hyperparameters), ``[train]`` and ``[task]``; dotted
@@ -13,7 +14,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from seqlab.config import check_keys, load_toml, merge, parse_overrides
 from seqlab.errors import SeqlabError
@@ -173,15 +174,62 @@ def cmd_models(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def serving_context(family: Any, task: str) -> str:
+    """How ``family`` (a registry Family) reads context on ``task``, derived from the task class
+    and the family's config defaults (so the sheet cannot drift from the code): "causal", "bi",
+    "causal, bi option" (``bidirectional=true`` switches), "bi, causal option" (``causal=true``
+    switches), or "bi enc, causal dec" (encoder-decoder)."""
+    from dataclasses import fields
+
+    from seqlab.tasks import TASKS
+
+    cls = TASKS[task][0]
+    if family.kind == "classical":  # an n-gram/HMM LM conditions on the past; HMM/CRF taggers decode whole sequences
+        return "causal" if cls.causal else "bi"
+    defaults = {f.name: f.default for f in fields(family.config_class())}
+    defaults.update(family.defaults)
+    if cls.output == "sequence_to_sequence":
+        enc_bi = defaults["bidirectional"] if "bidirectional" in defaults else defaults.get("causal") is not True
+        return f"{'bi' if enc_bi else 'causal'} enc, causal dec"
+    if cls.causal:
+        return "causal"
+    if "bidirectional" in defaults:
+        return "bi" if defaults["bidirectional"] else "causal, bi option"
+    if "causal" in defaults:  # None: the task decides, and this task is not causal
+        return "causal" if defaults["causal"] else "bi, causal option"
+    return "bi"
+
+
 def cmd_tasks(args: argparse.Namespace, extra: list[str]) -> int:
     from seqlab.models.registry import FAMILIES
     from seqlab.tasks import TASKS
 
     rows = []
     for name, (cls, _) in TASKS.items():
-        fams = [f.name for f in FAMILIES.values() if name in f.tasks]
-        rows.append((name, cls.alignment, cls.loss_name, cls.decoding, ", ".join(cls.metric_names), ", ".join(fams)))
-    print(format_table(rows, ("task", "input -> output", "loss", "decoding", "metrics", "families")))
+        fams = [f for f in FAMILIES.values() if name in f.tasks]
+        groups: dict[str, list[str]] = {}
+        for f in fams:  # families grouped by how they read context on this task
+            groups.setdefault(serving_context(f, name), []).append(f.name)
+        context = "; ".join(f"[{how}] {' '.join(names)}" for how, names in groups.items())
+        rows.append((name, cls.alignment, cls.loss_name, cls.decoding, ", ".join(cls.metric_names),
+                     ", ".join(f.name for f in fams), context))
+    print(format_table(rows, ("task", "input -> output", "loss", "decoding", "metrics", "families", "context")))
+    return 0
+
+
+def cmd_experiment(args: argparse.Namespace, extra: list[str]) -> int:
+    """``experiment list``: one row per experiment; ``experiment run NAME``: run it, print the verdict."""
+    from seqlab.experiments import EXPERIMENTS, run
+    from seqlab.experiments.base import Size
+
+    if args.action == "list":
+        rows = [(e.name, ", ".join(e.families), e.claim) for e in EXPERIMENTS.values()]
+        print(format_table(rows, ("experiment", "families", "claim")))
+        return 0
+    if not args.name:
+        raise SeqlabError(f"which experiment? seqlab experiment run NAME; valid: {', '.join(EXPERIMENTS)}")
+    size = cast(Size, args.size or ("quick" if args.quick else "full"))  # run() validates it
+    print(run(args.name, size, args.out or f"runs/experiments/{args.name}", args.seed))
     return 0
 
 
@@ -190,6 +238,30 @@ def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
 
     run_demo(out=Path(args.out or "runs/demo"), budget=args.budget)
     return 0
+
+
+def cmd_serve(args: argparse.Namespace, extra: list[str]) -> int:
+    from seqlab.probes.serve import serve
+
+    return serve(args.run, host=args.host, port=args.port, open_browser=not args.no_browser)
+
+
+def cmd_probe(args: argparse.Namespace, extra: list[str]) -> int:
+    """Run one ``seqlab probe NAME`` sub-command (see :data:`seqlab.probes.commands.COMMANDS`)."""
+    return int(args.probe_fn(args))
+
+
+def _add_probe_parser(sub: Any) -> None:
+    from seqlab.probes.commands import COMMANDS as PROBES
+
+    pr = sub.add_parser("probe", help="probe a trained run: how its predictions use their context",
+                        description="Probes of a saved run; each sub-command has --help.")
+    probes = pr.add_subparsers(dest="probe", required=True)
+    for name, (add_args, run) in PROBES.items():
+        text = (run.__doc__ or name).strip().splitlines()[0]
+        q = probes.add_parser(name, help=text, description=text)
+        add_args(q)
+        q.set_defaults(fn=cmd_probe, probe_fn=run)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -247,12 +319,31 @@ def _parser() -> argparse.ArgumentParser:
     g.set_defaults(fn=cmd_generate)
     for name, fn, text in (("datasets", cmd_datasets, "list bundled datasets with size, task and licence"),
                            ("models", cmd_models, "list model families"),
-                           ("tasks", cmd_tasks, "the formulation sheet: one row per task")):
+                           ("tasks", cmd_tasks, "the formulation sheet: one row per task (context: causal = sees "
+                            "only the past, bi = the whole sequence; 'bi option' = bidirectional=true, 'causal "
+                            "option' = causal=true; enc/dec = encoder/decoder)")):
         sub.add_parser(name, help=text, description=text).set_defaults(fn=fn)
+    x = sub.add_parser("experiment", help="reproduce the field's claims: list, or run one and print its verdict",
+                       description="list the experiments, or run one (trains, saves a PNG, prints HELD / NOT HELD)")
+    x.add_argument("action", choices=("list", "run"))
+    x.add_argument("name", nargs="?", help="the experiment to run (see `seqlab experiment list`)")
+    x.add_argument("--quick", action="store_true", help="a few minutes on 2 cores (default: the full size)")
+    x.add_argument("--size", choices=("tiny", "quick", "full"), default=None, help=argparse.SUPPRESS)
+    x.add_argument("--out", help="where the plot goes (default runs/experiments/NAME)")
+    x.add_argument("--seed", type=int, default=0)
+    x.set_defaults(fn=cmd_experiment)
     d = sub.add_parser("demo", help="train neural and classical models on bundled data and print one table (about 5 minutes)")
     d.add_argument("--out", help="where the runs go (default runs/demo)")
     d.add_argument("--budget", type=float, default=90.0, help="training seconds per model")
     d.set_defaults(fn=cmd_demo)
+    v = sub.add_parser("serve", help="a local web page: swap a token, see how the predictions change",
+                       description="Serve a page on this machine to probe a saved run's sensitivity to token swaps.")
+    v.add_argument("run", help="run directory written by `seqlab train` (or a saved model directory)")
+    v.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
+    v.add_argument("--host", default="127.0.0.1", help="loopback address to bind (127.0.0.1, ::1 or localhost only)")
+    v.add_argument("--no-browser", action="store_true", help="print the URL only; do not open a browser")
+    v.set_defaults(fn=cmd_serve)
+    _add_probe_parser(sub)
     return p
 
 

@@ -13,7 +13,7 @@ from seqlab.cli import main
 from seqlab.data.readers import write_conll
 from tests_support import reversal_pairs
 
-VERBS = ["train", "evaluate", "predict", "generate", "datasets", "models", "tasks", "demo"]
+VERBS = ["train", "evaluate", "predict", "generate", "datasets", "models", "tasks", "demo", "probe", "experiment", "serve"]
 
 
 @pytest.mark.parametrize("verb", VERBS)

@@ -66,3 +66,31 @@ def test_contract(family: str, task: str, tmp_path: Path) -> None:
     again = seqlab.load(tmp_path / "saved")
     assert again.predict(inputs) == before
     assert again.evaluate(train) == pytest.approx(metrics)
+
+
+PROBE_CASES = [(name, task) for name, fam in FAMILIES.items() for task in fam.tasks
+               if task in ("lm", "labeling", "classification")]
+
+
+@pytest.mark.parametrize("family,task", PROBE_CASES)
+def test_contract_sensitivity_probe(family: str, task: str) -> None:
+    """Every family serving lm, labeling or classification gives ``distributions`` (rows are
+    probability distributions, one per token or one per sequence) and so an influence matrix
+    (seqlab.probes); every LM is causal: an edit never moves an earlier prediction."""
+    from seqlab.probes import influence_matrix
+
+    train, inputs = _data(task)
+    opts = {"tokenizer": "word", "block_size": 16} if task == "lm" else {}
+    neural = FAMILIES[family].kind == "neural"
+    settings = {"train": {**TRAIN, "epochs": 1}, **TINY} if neural else {}
+    model = seqlab.build(family, task=task, task_options=opts, **settings).fit(train)
+    x = inputs[-1]
+    toks = model.tokenize(x)
+    (p,) = model.distributions([x])
+    rows = 1 if task == "classification" else len(toks)
+    assert tuple(p.shape) == (rows, len(model.output_labels()))
+    assert bool((p >= 0).all()) and p.double().sum(-1).sub(1).abs().max() < 1e-5
+    inf = influence_matrix(model, x, replacements=2)
+    assert tuple(inf.kl.shape) == (len(toks), rows) and bool((inf.kl >= 0).all())
+    if task == "lm":
+        assert float(inf.kl.tril(-1).max()) < 1e-6, inf.kl

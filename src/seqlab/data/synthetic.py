@@ -13,6 +13,8 @@ example dicts shaped like the readers' output, so the same task code serves them
   markers (Gu & Dao 2023, Sec. 4.1.1 / Fig. 2); labeling-shaped.
 * :func:`induction_heads` - recall the token that followed a trigger (Olsson et al. 2022; Gu &
   Dao 2023, Sec. 4.1.2); classification-shaped, the answer read at the last position.
+* :func:`cue_recall` - recall a cue token after ``d`` distractors (``cue x1 .. xd ? -> cue``);
+  LM-shaped, with a balanced layout that makes chance exactly ``1 / n_cues``.
 * :func:`listops` - nested MIN/MAX/MED/SM expressions over digits, as LRA generates them (Tay et
   al. 2021, after Nangia & Bowman 2018); classification-shaped, with :func:`listops_ref` as the
   evaluator.
@@ -31,8 +33,8 @@ import numpy as np
 from seqlab.errors import ConfigError, DataError
 
 __all__ = [
-    "copying", "adding", "parity", "selective_copying", "induction_heads", "listops", "listops_ref",
-    "copying_chance_loss", "ADDING_CHANCE_MSE", "LISTOPS_OPERATORS",
+    "copying", "adding", "parity", "selective_copying", "induction_heads", "listops", "listops_ref", "cue_recall",
+    "copying_chance_loss", "ADDING_CHANCE_MSE", "LISTOPS_OPERATORS", "CUE_QUERY",
 ]
 
 #: MSE of always predicting 1 on the adding problem: Var(U1 + U2) = 2/12.
@@ -356,3 +358,57 @@ def listops_ref(tokens: list[str]) -> int:
     if result is None or stack:
         raise DataError(None, None, "one complete ListOps expression", f"{len(stack)} operator(s) left open")
     return result
+
+
+#: The query token of :func:`cue_recall`.
+CUE_QUERY = "?"
+
+
+def cue_recall(
+    n: int, distances: tuple[int, ...] | list[int] = (0, 1, 2, 4, 8), n_cues: int = 4, n_distractors: int = 8,
+    seed: int = 0, balanced: bool = False,
+) -> list[dict[str, Any]]:
+    """Cue recall across a gap, for causal language models: ``cue x1 .. xd ? cue``.
+
+    A cue ``C0 .. C{n_cues-1}`` opens the sequence, ``d`` distractors drawn uniformly from
+    ``d0 .. d{n_distractors-1}`` follow, then the query ``?``; the next token is the cue again.
+    Recall is the model's argmax next token after ``?``; the cue lies ``d + 2`` tokens back, so a
+    model that sees fewer tokens of context (an order-n n-gram with ``d + 2 > n - 1``) cannot know it.
+
+    ``balanced=False``: each example draws ``d`` uniformly from ``distances`` and its cue uniformly.
+    ``balanced=True`` (evaluation sets): ``n`` must be a multiple of ``n_cues * len(distances)``;
+    every distance gets ``n / len(distances)`` examples, in groups of ``n_cues`` that share one
+    distractor draw and carry every cue once. A model whose prediction ignores the cue then scores
+    at most ``1 / n_cues`` per distance, exactly ``1 / n_cues`` when it always names some cue.
+
+    Returns:
+        ``[{"tokens": [cue, x1, .., xd, "?", cue], "distance": d, "cue": cue}, ...]``.
+    """
+    _check("n", n, 0)
+    _check("n_cues", n_cues, 2)
+    _check("n_distractors", n_distractors, 1)
+    dists = [int(d) for d in distances]
+    if not dists or any(isinstance(d, bool) or d < 0 for d in distances):
+        raise ConfigError(f"distances must be a non-empty list of integers >= 0; got {distances!r}")
+    rng = np.random.default_rng(seed)
+    cues = [f"C{k}" for k in range(n_cues)]
+
+    def example(cue: int, filler: list[int]) -> dict[str, Any]:
+        return {"tokens": [cues[cue], *(f"d{x}" for x in filler), CUE_QUERY, cues[cue]],
+                "distance": len(filler), "cue": cues[cue]}
+
+    if not balanced:
+        out = []
+        for d, c in zip(rng.choice(dists, size=n).tolist(), rng.integers(0, n_cues, size=n).tolist()):
+            out.append(example(c, rng.integers(0, n_distractors, size=d).tolist()))
+        return out
+    if n % (n_cues * len(dists)):
+        raise ConfigError(f"balanced cue_recall needs n a multiple of n_cues * len(distances) = "
+                          f"{n_cues * len(dists)}; got {n}")
+    groups = n // (n_cues * len(dists))
+    out = []
+    for d in dists:
+        for _ in range(groups):
+            filler = rng.integers(0, n_distractors, size=d).tolist()
+            out.extend(example(c, filler) for c in range(n_cues))
+    return out

@@ -346,6 +346,59 @@ class NeuralModel:
             raise SeqlabError(f"predict_proba is for classification, not {self.task.name}")
         return self._predict_rows(inputs, lambda out, batch: fn(out))
 
+    # --- probing: per-position output distributions (seqlab.probes) -------------------------
+    _PROBE_TASKS = ("lm", "labeling", "classification")
+
+    def _check_probe_task(self) -> None:
+        if self.task.name not in self._PROBE_TASKS:
+            raise SeqlabError(f"output distributions are for the tasks {', '.join(self._PROBE_TASKS)}; "
+                              f"this {self.family} model serves {self.task.name!r}")
+
+    def tokenize(self, value: Any) -> list[str]:
+        """The tokens the model sees for one raw input (the task's tokenizer, lowercasing and
+        truncation): ``distributions`` gives one row per token (lm, labeling) or one row
+        (classification). Token lists are normalised only, so ``tokenize(tokenize(x)) == tokenize(x)``."""
+        self._check_probe_task()
+        return self.task.input_tokens(value)
+
+    def output_labels(self) -> list[str]:
+        """Names of the K columns of :meth:`distributions`: vocabulary (lm), tags, or classes."""
+        self._check_probe_task()
+        return self.task.output_labels()
+
+    def output_probabilities(self, output: Tensor, batch: dict[str, Tensor], differentiable: bool = False) -> Tensor:
+        """The module's ``output`` as probabilities: (B, T, K) (lm, labeling) or (B, K)
+        (classification), float32. Softmax of the logits; with a CRF head the posterior node
+        marginals p(y_t = k | x) (``differentiable=True``: as the gradient of the reference
+        log-partition with ``create_graph``, so a saliency can differentiate through them)."""
+        head = self.module.head
+        if isinstance(head, CRFTokenHead):
+            em = output.float()  # (B, T, C)
+            if not differentiable:
+                return head.crf.marginals(em, batch["mask"])
+            from seqlab.inference import log_partition_ref
+
+            tr, st, en = head.crf._params(em)
+            log_z = log_partition_ref(em, tr, st, en, batch["mask"])  # (B,)
+            (node,) = torch.autograd.grad(log_z.sum(), em, create_graph=True)  # (B, T, C)
+            return node
+        return output.float().softmax(-1)
+
+    def distributions(self, inputs: Sequence[Any]) -> list[Tensor]:
+        """One (J, K) float32 tensor of probabilities per raw input (J = ``len(tokenize(x))``;
+        K = ``len(output_labels())``): lm row j = p(next token | tokens[: j + 1]); labeling row
+        j = the label distribution at token j (CRF head: posterior marginals, not the Viterbi
+        path); classification: J = 1, the class probabilities."""
+        self._check_probe_task()
+        items = self.task.encode_inputs(list(inputs))
+        out: dict[int, Tensor] = {}
+        for output, batch in self._outputs(items, self.train_config.batch_size):
+            probs = self.output_probabilities(output, batch).cpu()  # (B, T, K) or (B, K)
+            lengths = batch["mask"].sum(-1).tolist()
+            for r, i in enumerate(batch["index"].tolist()):
+                out[i] = probs[r : r + 1] if probs.dim() == 2 else probs[r, : lengths[r]]
+        return [out[i] for i in range(len(items))]
+
     def generate(
         self, prompts: Sequence[str], max_new_tokens: int = 200, temperature: float = 1.0,
         top_k: int | None = None, seed: int = 0, *, top_p: float | None = None,
@@ -412,3 +465,4 @@ def _aux_loss(module: nn.Module) -> Tensor | None:
     if aux is None:
         aux = getattr(getattr(inner, "encoder", None), "aux_loss", None)
     return aux if isinstance(aux, Tensor) else None
+

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from seqlab.data.batching import TruncationReport
+from seqlab.errors import SeqlabError
 
 __all__ = ["Task", "Encoded", "EvalAccumulator", "Example", "Item", "Batch"]
 
@@ -113,6 +114,15 @@ class Task(ABC):
     @abstractmethod
     def collate(self, items: Sequence[Item], generator: torch.Generator | None = None) -> Batch:
         """Pad items into a batch; must set ``input_ids``, ``mask`` and ``index`` (B,)."""
+
+    def input_tokens(self, value: Any) -> list[str]:
+        """The tokens a model sees for one raw input (tokenizer, lowercasing, truncation as in
+        :meth:`encode_inputs`): one output row per token for token-level tasks (probes)."""
+        raise SeqlabError(f"task {self.name!r} does not expose per-token inputs (lm, labeling, classification do)")
+
+    def output_labels(self) -> list[str]:
+        """Names of the output columns: vocabulary (lm), tags (labeling) or classes."""
+        raise SeqlabError(f"task {self.name!r} does not expose output labels (lm, labeling, classification do)")
 
     def lengths(self, items: Sequence[Item]) -> list[int]:
         """Per-item lengths for length bucketing."""

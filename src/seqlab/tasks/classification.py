@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from seqlab.config import from_dict, to_dict
-from seqlab.data.batching import TruncationPolicy, pad_sequences
+from seqlab.data.batching import TruncationPolicy, pad_sequences, truncate
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError
 from seqlab.metrics.classification import accuracy, macro_f1
@@ -97,6 +97,13 @@ class ClassificationTask(Task):
         values = [as_tokens(v, "input", i) for i, v in enumerate(inputs)]
         ids, _ = encode_text_items(self.codec, values, self.config.max_len, self.config.truncation)
         return [{"input_ids": x, "label": -100, "index": i} for i, x in enumerate(ids)]
+
+    def input_tokens(self, value: Any) -> list[str]:
+        toks, _ = truncate(self.codec.tokens(as_tokens(value, "input", 0)), self.config.max_len, self.config.truncation)
+        return toks or [self.codec.fitted_vocab.itos[self.codec.fitted_vocab.unk_id]]
+
+    def output_labels(self) -> list[str]:
+        return list(self.label_vocab.itos)
 
     def collate(self, items: Sequence[Item], generator: torch.Generator | None = None) -> Batch:
         ids, mask = pad_sequences([it["input_ids"] for it in items], pad_value=self.pad_id)

@@ -156,6 +156,15 @@ class LabelingTask(Task):
                 items[-1]["chars"] = self._chars(t, len(x))
         return items
 
+    def input_tokens(self, value: Any) -> list[str]:
+        raw = as_tokens(value, "input", 0)
+        toks, _ = truncate(self.codec.tokens(raw.split() if isinstance(raw, str) else raw), self.config.max_len,
+                           self.config.truncation)
+        return toks or [self.codec.fitted_vocab.itos[self.codec.fitted_vocab.unk_id]]
+
+    def output_labels(self) -> list[str]:
+        return list(self.tag_vocab.itos)
+
     def collate(self, items: Sequence[Item], generator: torch.Generator | None = None) -> Batch:
         ids, mask = pad_sequences([it["input_ids"] for it in items], pad_value=self.pad_id)
         labels, _ = pad_sequences([it["labels"] for it in items], pad_value=-100)

@@ -117,6 +117,13 @@ class LMTask(Task):
             out.append({"ids": ids[-self.config.block_size :] + [self.pad_id], "index": i})
         return out
 
+    def input_tokens(self, value: Any) -> list[str]:
+        toks = self.codec.tokens(as_tokens(value, "prompt", 0))[-self.config.block_size :]
+        return toks or [self.codec.fitted_vocab.itos[self.codec.fitted_vocab.eos_id]]
+
+    def output_labels(self) -> list[str]:
+        return list(self.codec.fitted_vocab.itos)
+
     def lengths(self, items: Sequence[Item]) -> list[int]:
         return [len(it["ids"]) - self.overlap for it in items]
 

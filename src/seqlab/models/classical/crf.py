@@ -371,6 +371,33 @@ class CRFModel(ClassicalModel):
             toks.append(t.split() if isinstance(t, str) else t)
         return self._decode(self._data(toks, None))
 
+    # --- probing: per-position output distributions (seqlab.probes) ----------------------------
+    def tokenize(self, value: Any) -> list[str]:
+        """The tokens the features see: a token list as given, a string split on whitespace."""
+        t = as_tokens(value, "input", 0)
+        return t.split() if isinstance(t, str) else list(t)
+
+    def output_labels(self) -> list[str]:
+        """The tag set: the K columns of :meth:`distributions`."""
+        return self.tags
+
+    def distributions(self, inputs: Sequence[Any]) -> list[Tensor]:
+        """Per input the (J, K) float64 posterior tag marginals p(y_j = k | x) by
+        forward-backward over all paths (the likelihood's, so span constraints, which only
+        limit decoding, do not apply), not the Viterbi path."""
+        self._check_fitted()
+        assert self.params_ is not None
+        p = self.params_
+        data = self._data([self.tokenize(v) for v in inputs], None)
+        E = torch.from_numpy(np.asarray(data.X @ p.weights.numpy()))  # (N_tok, N), chunk order
+        node = np.zeros(tuple(E.shape))
+        with single_threaded():
+            for c in data.chunks:
+                post = forward_backward(data.emissions(E, c), p.transitions, p.start, p.end, c.mask).node  # (B, T, N)
+                node[c.lo: c.hi] = post.reshape(-1, E.shape[1])[c.slots].numpy()
+        node = data.unpermute(node)
+        return [torch.from_numpy(node[a:b].copy()) for a, b in zip(data.offsets[:-1], data.offsets[1:])]
+
     # --- persistence ---------------------------------------------------------------------------
     def _get_state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
         assert self.params_ is not None

@@ -209,6 +209,40 @@ class HMMModel(ClassicalModel):
                 out[i] = vocab.itos[int(best[r])]
         return out
 
+    # --- probing: per-position output distributions (seqlab.probes) ----------------------------
+    def tokenize(self, value: Any) -> list[str]:
+        """The tokens the model sees: whitespace-split words (labeling; the tagger does not
+        truncate) or the LM task's tokens (its last ``block_size``, as :meth:`predict`)."""
+        if isinstance(self.task, LabelingTask):
+            t = as_tokens(value, "input", 0)
+            return self._words(t.split() if isinstance(t, str) else t)
+        return self.task.input_tokens(value)
+
+    def output_labels(self) -> list[str]:
+        """Tags (labeling) or the task's vocabulary (lm): the K columns of :meth:`distributions`."""
+        if isinstance(self.task, LabelingTask):
+            return list(self._tagger().tags_)
+        return list(self.task.codec.fitted_vocab.itos)  # type: ignore[attr-defined]
+
+    def distributions(self, inputs: Sequence[Any]) -> list[Tensor]:
+        """Per input a (J, K) float64 tensor. Labeling: the posterior tag marginals
+        p(tag_j | all words) (forward-backward, not the Viterbi path). lm: row j =
+        p(x_{j+1} | x_{<=j}) = filtered state posterior @ transitions @ emissions."""
+        self._check_fitted()
+        if isinstance(self.task, LabelingTask):
+            return self._tagger().predict_proba([self.tokenize(v) for v in inputs])
+        assert isinstance(self.task, LMTask)
+        hmm = self._lm()
+        assert hmm.transmat_ is not None
+        prompts = [it["ids"][:-1] for it in self.task.encode_inputs(list(inputs))]  # the task's trailing pad dropped
+        out: list[Tensor] = [torch.zeros(0)] * len(prompts)
+        for idx, x, mask in hmm._batches([torch.tensor(p, dtype=torch.long) for p in prompts]):
+            _, filt = self._filtered(x, mask)  # (B, T, N) log p(s_t | x_<=t)
+            nxt = filt.exp() @ hmm.transmat_.to(filt.dtype) @ hmm.emissionprob_.to(filt.dtype)  # (B, T, V)
+            for r, i in enumerate(idx):
+                out[i] = nxt[r, : len(prompts[i])].clone()
+        return out
+
     # --- state -------------------------------------------------------------------------------
     def _get_state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
         if isinstance(self.task, LabelingTask):

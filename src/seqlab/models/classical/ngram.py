@@ -702,6 +702,34 @@ class NGramModel(ClassicalModel):
         best = self._to_task(next_log10_rows(self.tables_, chains).argmax(1))
         return list(self.task.codec.fitted_vocab.decode(best.tolist()))  # type: ignore[attr-defined]
 
+    # --- probing: per-position next-token distributions (seqlab.probes) -------------------------
+    def tokenize(self, value: Any) -> list[str]:
+        """The tokens of a prompt as the model sees them (the task's tokenizer; no truncation:
+        a prompt starts a sentence, as in :meth:`predict`)."""
+        return list(self.task.codec.tokens(as_tokens(value, "prompt", 0)))  # type: ignore[attr-defined]
+
+    def output_labels(self) -> list[str]:
+        """The task's vocabulary: the K columns of :meth:`distributions`."""
+        return list(self.task.codec.fitted_vocab.itos)  # type: ignore[attr-defined]
+
+    def distributions(self, inputs: Sequence[Any]) -> list[torch.Tensor]:
+        """Per prompt a (J, K) float64 tensor: row j = p(next token | <s> tokens[: j + 1]) over
+        the task's vocabulary (``next_log10`` of every prefix; ``<pad>``, ``<bos>`` and
+        ``<mask>`` get 0, ``</s>`` is ``<eos>``)."""
+        self._check_fitted()
+        K = len(self.output_labels())
+        out = []
+        for i, v in enumerate(inputs):
+            hist = self._history(v, i)
+            chains = np.stack([_context_chain(self.tables_, hist[: j + 1]) for j in range(len(hist))]) if hist \
+                else np.zeros((0, max(self.config.order - 1, 0)), dtype=np.int64)
+            p = np.power(10.0, next_log10_rows(self.tables_, chains))  # (J, V_model): unk <s> </s> words...
+            rows = np.zeros((len(hist), K))  # (J, K) task ids: pad unk bos eos mask words...
+            rows[:, 1:4] = p[:, [UNK, BOS, EOS]]
+            rows[:, 5:] = p[:, 3:]
+            out.append(torch.from_numpy(rows))
+        return out
+
     def generate(
         self, prompts: Sequence[str], max_new_tokens: int = 200, temperature: float = 1.0,
         top_k: int | None = None, seed: int = 0, *, top_p: float | None = None,
