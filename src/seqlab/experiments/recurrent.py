@@ -17,7 +17,7 @@ from seqlab.plots import save_bar_plot, save_line_plot
 from seqlab.train.schedules import clip_gradients
 
 __all__ = ["run_word_order", "run_vanishing_gradients", "run_exploding_gradients", "run_bidirectional_labeling",
-           "minimal_pairs", "lookahead_tags", "input_gradient_norms"]
+           "order_pairs", "lookahead_tags", "input_gradient_norms"]
 
 _AGENTS = ("dog", "cat", "wolf", "horse", "bear", "fox", "lion", "snake")
 _PATIENTS = ("man", "woman", "boy", "girl", "farmer", "child", "pilot", "nurse")
@@ -25,11 +25,13 @@ _VERBS = ("bites", "chases", "sees", "follows", "kicks", "finds")
 _FILLERS = ("today", "again", "there", "quietly", "now", "loudly")
 
 
-def minimal_pairs(n_pairs: int, seed: int) -> list[dict[str, Any]]:
+def order_pairs(n_pairs: int, seed: int) -> list[dict[str, Any]]:
     """``2 * n_pairs`` classification examples in minimal pairs: "the dog bites the man" (label
     ``animal``: an animal acts) and "the man bites the dog" (``person``), the same words in
     another order, with a random verb and an optional filler word at the end. A model that
-    cannot see order sees the two members of a pair as the same input, so it scores 0.5 on pairs."""
+    cannot see order sees the two members of a pair as the same input, so it scores 0.5 on pairs.
+    (A seeded training set; :func:`seqlab.probes.examples.minimal_pairs` is the fixed, curated
+    set for probing a trained model.)"""
     rng = np.random.default_rng(seed)
     out: list[dict[str, Any]] = []
     for _ in range(n_pairs):
@@ -56,7 +58,7 @@ def run_word_order(size: Size, out_dir: Path, seed: int) -> Verdict:
     minimal pairs drawn with another seed.
     """
     n, epochs, dim = {"tiny": (24, 2, 16), "quick": (400, 12, 32), "full": (1000, 20, 64)}[size]
-    train, test = minimal_pairs(n, seed), minimal_pairs(max(n // 2, 8), seed + 1000)
+    train, test = order_pairs(n, seed), order_pairs(max(n // 2, 8), seed + 1000)
     opts = {"max_len": None}
     ts = train_cfg(epochs, lr=5e-3, batch_size=16, seed=seed)
     bow = fit("transformer", "classification", train, task_options=opts, train_settings=ts, embedding_dim=dim,
