@@ -190,12 +190,8 @@ def run_exposure_bias(size: Size, out_dir: Path, seed: int) -> Verdict:
     exposure_bias`` measures per-position error with gold prefixes (teacher forced) and with
     the model's own prefixes (free running). Rule: **held if the scheduled-sampling model's
     free-running error is lower than the teacher-forced model's**."""
-    try:
-        from seqlab.probes.exposure import exposure_bias
-    except ImportError:
-        return Verdict("exposure_bias", "", None, {}, None,
-                       note="not available: seqlab.probes.exposure (exposure_bias) has not landed")
     from seqlab.experiments.longrange import reversal_pairs
+    from seqlab.probes.exposure import exposure_bias
 
     hi, n, epochs, hid = {"tiny": (6, 64, 1, 16), "quick": (14, 3000, 6, 64), "full": (24, 8000, 12, 128)}[size]
     train, test = reversal_pairs(n, 4, hi, seed), reversal_pairs(max(n // 10, 32), 4, hi, seed + 1)
