@@ -32,9 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -46,13 +43,13 @@ from seqlab.experiments.cost import (  # the measuring core, shared with `seqlab
     MODELS,
     Point,
     build,
+    child_args,
     crossover,
     extrapolate,
-    hybrid_missing,
     inputs,
     loglog_slope,
     measured,
-    one_point,
+    run_point,
     step,
 )
 
@@ -75,23 +72,6 @@ def sdpa_kernels(args: argparse.Namespace) -> str:
     return ", ".join(names) or "none found"
 
 
-def run_child(name: str, length: int, args: argparse.Namespace) -> Point:
-    cmd = [sys.executable, __file__, "--one", name, "--lengths", str(length)]
-    for key in ("dim", "layers", "heads", "batch", "attention_every", "repeats", "threads", "device"):
-        cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
-    if args.forward_only:
-        cmd.append("--forward-only")
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-    except subprocess.TimeoutExpired:
-        return {"skipped": f"ran past --timeout {args.timeout}s"}
-    if res.returncode != 0:
-        tail = (res.stderr.strip().splitlines() or ["?"])[-1]
-        return {"skipped": f"child failed (exit {res.returncode}): {tail}"}
-    point: Point = json.loads(res.stdout.strip().splitlines()[-1])
-    return point
-
-
 def sweep(args: argparse.Namespace, names: list[str]) -> dict[str, dict[int, Point]]:
     results: dict[str, dict[int, Point]] = {n: {} for n in names}
     stopped: dict[str, str] = {}
@@ -112,7 +92,7 @@ def sweep(args: argparse.Namespace, names: list[str]) -> dict[str, dict[int, Poi
                     results[name][length] = {"skipped": stopped[name]}
                     print(f"  skip {name} L={length}: {stopped[name]}", flush=True)
                     continue
-            point = run_child(name, length, args)
+            point = run_point(name, length, args, args.timeout)
             results[name][length] = point
             if "skipped" in point:
                 stopped[name] = f"L={length}: {point['skipped']}"
@@ -226,35 +206,20 @@ def measure(args: argparse.Namespace, names: list[str]) -> dict[str, dict[int, P
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = child_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))  # the options of one point
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    ap.add_argument("--lengths", type=int, nargs="+", default=list(ALL_LENGTHS))
     ap.add_argument("--max-len", type=int, default=max(ALL_LENGTHS), help="drop longer lengths")
     ap.add_argument("--quick", action="store_true", help=f"lengths up to {QUICK_MAX}, 2 repeats")
-    ap.add_argument("--dim", type=int, default=128)
-    ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--attention-every", type=int, default=2, help="hybrid: every k-th layer is attention")
-    ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--forward-only", action="store_true", help="time the forward pass alone (no_grad)")
     ap.add_argument("--mem-limit-gb", type=float, default=8.0, help="skip points predicted to need more")
     ap.add_argument("--max-seconds", type=float, default=120.0, help="skip points predicted slower per step")
     ap.add_argument("--timeout", type=float, default=900.0, help="kill a point's process after this many s")
-    ap.add_argument("--threads", type=int, default=0, help="torch (and numba) threads (0: the default)")
-    ap.add_argument("--device", default="cpu")
     ap.add_argument("--plot", default=None,
                     help="PNG to write ('' for none; default bench/cost_vs_length.png, none with --quick)")
     ap.add_argument("--json", default="", help="also write the raw results here")
     ap.add_argument("--load", default="", help="report and plot the results saved by --json, measure nothing")
-    ap.add_argument("--one", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.threads:
-        torch.set_num_threads(args.threads)
-        os.environ["NUMBA_NUM_THREADS"] = str(args.threads)  # the Mamba scan's pool (numba is not loaded yet)
-    if args.one:
-        print(json.dumps(one_point(args)))
-        return
+        torch.set_num_threads(args.threads)  # the parent's profiling; each point sets its own
     if args.plot is None:
         args.plot = "" if args.quick else str(Path(__file__).with_name("cost_vs_length.png"))
     if args.quick:
@@ -264,11 +229,6 @@ def main() -> None:
     if not args.lengths:
         ap.error("no lengths at or below --max-len")
     names = list(dict.fromkeys(args.models))
-    if "hybrid" in names and not args.load:
-        why = hybrid_missing(args)
-        if why:
-            print(f"note: skipping the hybrid row: {why}")
-            names.remove("hybrid")
     config_keys = ("dim", "layers", "heads", "attention_every", "batch", "repeats", "forward_only", "threads",
                    "device", "lengths")
     if args.load:  # report and plot saved results again, without measuring

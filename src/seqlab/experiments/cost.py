@@ -15,14 +15,17 @@ import argparse
 import json
 import math
 import statistics
+import subprocess
+import sys
 import time
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["MODELS", "EXPECTED", "ALL_LENGTHS", "Point", "build", "hybrid_missing", "inputs", "sync", "step",
-           "reset_peak_rss", "one_point", "extrapolate", "measured", "loglog_slope", "crossover", "child_args"]
+__all__ = ["MODELS", "EXPECTED", "ALL_LENGTHS", "Point", "build", "inputs", "sync", "step",
+           "reset_peak_rss", "one_point", "extrapolate", "measured", "loglog_slope", "crossover", "child_args",
+           "point_args", "run_point"]
 
 MODELS = ("attention", "mamba", "lstm", "hybrid")
 EXPECTED = {"attention": "2", "mamba": "1", "lstm": "1", "hybrid": "2 for long L (1 while Mamba layers dominate)"}
@@ -49,23 +52,12 @@ def build(name: str, args: argparse.Namespace) -> nn.Module:
         return RNNEncoder(RNNConfig(cell="lstm", embedding_dim=d, hidden_size=d, num_layers=args.layers,
                                     dropout=0.0), d)
     if name == "hybrid":
-        from seqlab.models.hybrid import HybridConfig, HybridEncoder  # type: ignore[import-not-found, unused-ignore]
+        from seqlab.models.hybrid import HybridConfig, HybridEncoder
 
         hcfg = HybridConfig(embedding_dim=d, num_layers=args.layers, n_heads=args.heads,
                             attention_every=args.attention_every, dropout=0.0, causal=True)
-        return HybridEncoder(hcfg, d)  # type: ignore[no-any-return, unused-ignore]
+        return HybridEncoder(hcfg, d)
     raise ValueError(f"unknown model {name!r}; choose from {MODELS}")
-
-
-def hybrid_missing(args: argparse.Namespace) -> str:
-    """Why the hybrid cannot be built here ('' when it can)."""
-    try:
-        build("hybrid", args)
-    except ImportError as e:
-        return f"seqlab.models.hybrid not importable ({e})"
-    except Exception as e:  # a config field of another name, a ConfigError, ...
-        return f"HybridEncoder could not be built: {type(e).__name__}: {e}"
-    return ""
 
 
 def inputs(args: argparse.Namespace, length: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -200,6 +192,36 @@ def child_args(ap: argparse.ArgumentParser | None = None) -> argparse.ArgumentPa
     ap.add_argument("--threads", type=int, default=0, help="torch (and numba) threads (0: the default)")
     ap.add_argument("--device", default="cpu")
     return ap
+
+
+def point_args(**values: Any) -> argparse.Namespace:
+    """The child's arguments: its defaults, with ``values`` (names as in :func:`child_args`) set."""
+    args = child_args().parse_args([])
+    unknown = sorted(set(values) - set(vars(args)))
+    if unknown:
+        raise ValueError(f"unknown cost-point arguments {unknown}; valid: {sorted(vars(args))}")
+    for key, value in values.items():
+        setattr(args, key, value)
+    return args
+
+
+def run_point(name: str, length: int, args: argparse.Namespace, timeout: float) -> Point:
+    """:func:`one_point` for model ``name`` at ``length`` in a fresh process (its own peak-memory
+    mark); ``{"skipped": why}`` when it fails or runs past ``timeout`` seconds."""
+    cmd = [sys.executable, "-m", "seqlab.experiments.cost", "--one", name, "--lengths", str(length)]
+    for key in ("dim", "layers", "heads", "batch", "attention_every", "repeats", "threads", "device"):
+        cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
+    if args.forward_only:
+        cmd.append("--forward-only")
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"skipped": f"ran past the {timeout:g} s timeout"}
+    if res.returncode != 0:
+        tail = (res.stderr.strip().splitlines() or ["?"])[-1]
+        return {"skipped": f"child failed (exit {res.returncode}): {tail}"}
+    point: Point = json.loads(res.stdout.strip().splitlines()[-1])
+    return point
 
 
 if __name__ == "__main__":  # a child point: python -m seqlab.experiments.cost --one NAME --lengths L

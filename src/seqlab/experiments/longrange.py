@@ -7,8 +7,6 @@ synthetic benchmarks in ``bench/`` share (``bench/_common.py`` imports them from
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -223,19 +221,14 @@ def run_position_extrapolation(size: Size, out_dir: Path, seed: int) -> Verdict:
 def _cost_point(name: str, length: int, dim: int, layers: int, repeats: int, fresh: bool = True) -> dict[str, Any]:
     """One (model, L) point: in a fresh process (``fresh``), or in this one (the tiny run: no
     process start-up, memory numbers then include this process's allocator state)."""
+    from seqlab.experiments.cost import one_point, point_args, run_point
+
+    args = point_args(one=name, lengths=[length], dim=dim, layers=layers, repeats=repeats)
     if not fresh:
-        from argparse import Namespace
-
-        from seqlab.experiments.cost import one_point
-
-        return one_point(Namespace(one=name, lengths=[length], dim=dim, layers=layers, heads=4, attention_every=2,
-                                   batch=1, repeats=repeats, forward_only=False, device="cpu"))
-    cmd = [sys.executable, "-m", "seqlab.experiments.cost", "--one", name, "--lengths", str(length), "--dim",
-           str(dim), "--layers", str(layers), "--repeats", str(repeats), "--threads", "2"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    if res.returncode != 0:
-        raise ConfigError(f"cost point {name} L={length} failed: {(res.stderr.strip().splitlines() or ['?'])[-1]}")
-    point: dict[str, Any] = __import__("json").loads(res.stdout.strip().splitlines()[-1])
+        return one_point(args)
+    point = run_point(name, length, args, timeout=600)
+    if "skipped" in point:
+        raise ConfigError(f"cost point {name} L={length} failed: {point['skipped']}")
     return point
 
 

@@ -14,7 +14,6 @@ Masks are bool, True = real token.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,41 +25,9 @@ from torch import Tensor
 
 from seqlab.data.batching import truncate
 from seqlab.errors import ConfigError, SeqlabError
+from seqlab.probes.results import family_of, format_rows, result_dict
 
 __all__ = ["PaddingAudit", "TruncationAudit", "padding_audit", "truncation_audit", "TRUNCATION_MODES"]
-
-
-# --- shared by the probe results ---------------------------------------------------------------
-def format_rows(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
-    """A plain-text table with aligned columns (floats to 4 significant digits)."""
-    def cell(v: Any) -> str:
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-    cells = [[str(h) for h in header]] + [[cell(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def result_dict(result: Any, *properties: str) -> dict[str, Any]:
-    """A frozen result dataclass as JSON-ready data (tuples -> lists, NaN -> None), plus ``properties``."""
-    def clean(v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        return v
-
-    out = {f.name: clean(getattr(result, f.name)) for f in dataclasses.fields(result)}
-    out.update({p: clean(getattr(result, p)) for p in properties})
-    return out
-
-
-def family_of(model: Any) -> str:
-    return str(getattr(model, "family", type(model).__name__))
 
 
 def _is_neural(model: Any) -> bool:

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from seqlab.errors import ConfigError, SeqlabError
+from seqlab.probes.results import result_dict
 
 __all__ = [
     "SensitivityResult", "InfluenceResult", "sensitivity", "influence_matrix", "saliency", "kl_divergence",
@@ -82,14 +83,8 @@ class SensitivityResult:
         return tuple(t)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready plain types (lists, str, float, bool, int)."""
-        return {
-            "family": self.family, "task": self.task, "tokens": list(self.tokens), "position": self.position,
-            "replacement": self.replacement, "edited": list(self.edited), "outputs": list(self.outputs),
-            "kl": list(self.kl), "tv": list(self.tv), "flipped": list(self.flipped),
-            "top_before": list(self.top_before), "p_before": list(self.p_before),
-            "top_after": list(self.top_after), "p_after": list(self.p_after),
-        }
+        """JSON-ready plain types (lists, str, float, bool, int; an infinite KL as ``None``)."""
+        return result_dict(self, "edited")
 
     def __str__(self) -> str:
         from seqlab.cli import format_table
@@ -123,14 +118,7 @@ class InfluenceResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready plain types (infinite KL, possible when q_j(k) = 0 < p_j(k), as ``None``)."""
-        def rows(t: Tensor) -> list[list[float | None]]:
-            return [[float(v) if torch.isfinite(v) else None for v in r] for r in t]
-
-        return {
-            "family": self.family, "task": self.task, "tokens": list(self.tokens), "outputs": list(self.outputs),
-            "replacements": [list(r) for r in self.replacements], "kl": rows(self.kl), "tv": rows(self.tv),
-            "flip_rate": rows(self.flip_rate), "seed": self.seed,
-        }
+        return result_dict(self)
 
     def __str__(self) -> str:
         from seqlab.cli import format_table

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import math
 import socket
 import sys
 import threading
@@ -44,6 +43,7 @@ from importlib import resources
 from typing import Any
 
 from seqlab.errors import ConfigError, SeqlabError
+from seqlab.probes.results import json_ready
 
 __all__ = ["make_server", "check_loopback", "ProbeApp", "serve", "MAX_BODY", "MAX_TOKENS"]
 
@@ -91,18 +91,6 @@ def _vocabulary(model: Any) -> list[str]:
 
 _SPECIALS = frozenset(("<pad>", "<unk>", "<bos>", "<eos>", "<mask>"))
 N_ALTERNATIVES = 8  # lm: the model's own top guesses offered as replacements for each token
-
-
-def _finite(obj: Any) -> Any:
-    """``obj`` with every NaN or infinite float as None (JSON has no such numbers: an infinite
-    KL, where q_j(k) = 0 < p_j(k), shows as "inf" on the page)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 class ProbeApp:
@@ -199,7 +187,7 @@ class ProbeApp:
         rep = self._replacement(body)
         with self._lock:
             result = sensitivity(self.model, toks, position=pos, replacement=rep)
-        return _finite(result.to_dict())
+        return result.to_dict()
 
     def matrix(self, body: dict[str, Any]) -> dict[str, Any]:
         from seqlab.probes.sensitivity import influence_matrix
@@ -209,7 +197,7 @@ class ProbeApp:
         seed = self._int(body, "seed", 0, 0, 2**31 - 1, "the seed of the random replacements")
         with self._lock:
             result = influence_matrix(self.model, toks, replacements=k, seed=seed)
-        return _finite(result.to_dict())
+        return result.to_dict()
 
 
 def _page() -> bytes:
@@ -239,7 +227,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _json(self, status: int, obj: Any) -> None:
-        body = json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False, default=_jsonable).encode("utf-8")
+        body = json.dumps(json_ready(obj), ensure_ascii=False, allow_nan=False, default=_jsonable).encode("utf-8")
         self._send(status, body, "application/json; charset=utf-8")
 
     def _error(self, status: int, message: str) -> None:
@@ -371,12 +359,14 @@ def serve(run: str, host: str = "127.0.0.1", port: int = 8765, open_browser: boo
         raise SeqlabError(f"cannot listen on {host}:{port}: {e.strerror or e}; pick another --port") from None
     print(f"[seqlab] serving {run} ({model.family}, {model.task.name}) at {server.url}  (Ctrl-C stops)", flush=True)
     if open_browser:
-        try:
-            import webbrowser
+        import webbrowser
 
-            webbrowser.open(server.url)
-        except Exception:  # no browser here: the URL above is enough
-            pass
+        try:
+            opened = webbrowser.open(server.url)
+        except webbrowser.Error:
+            opened = False
+        if not opened:
+            print("[seqlab] no browser found here: open the URL above yourself", file=sys.stderr)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
