@@ -75,6 +75,18 @@ def add_synthetic_args(ap: argparse.ArgumentParser, *, models: str, n_test: int,
     ap.add_argument("--run-dir", default=None, help="write each model's metrics.jsonl under RUN_DIR/<model>")
     ap.add_argument("--resume", action="store_true",
                     help="continue from RUN_DIR/<model>/checkpoint (--epochs counts from the first run, --max-time this one)")
+    ap.add_argument("--fresh", action="store_true",
+                    help="draw N_TRAIN new training sequences every epoch (the paper's recipe) instead of one fixed set")
+
+
+def train_split(generator: Callable[..., list], args: argparse.Namespace, seed: int, **kwargs: Any) -> Any:
+    """The training split: ``generator(args.n_train, seed=seed, **kwargs)``, or with ``--fresh``
+    a ``Resampled`` that draws a new one every epoch (epoch e from a hash of (seed, e))."""
+    from seqlab.data.synthetic import Resampled
+
+    if args.fresh:
+        return Resampled.of(generator, args.n_train, seed=seed, **kwargs)
+    return generator(args.n_train, seed=seed, **kwargs)
 
 
 def fit_synthetic(name: str, family: str, task: str, config: dict[str, Any], args: argparse.Namespace,

@@ -28,11 +28,12 @@ Trained at 64 every model learns within 3,840 steps (a few minutes), so the main
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from _common import add_synthetic_args, causal_model, fit_synthetic
+from _common import add_synthetic_args, causal_model, fit_synthetic, train_split
 from seqlab.data.synthetic import induction_heads
 
 MODELS = ("mamba", "sinusoidal", "rope", "alibi")
@@ -43,7 +44,7 @@ def eval_batch_size(length: int, train_length: int, batch_size: int) -> int:
     return max(1, batch_size * train_length // length)
 
 
-def run_one(name: str, args: argparse.Namespace, train: list, valid: list, tests: dict[int, list]) -> dict[str, Any]:
+def run_one(name: str, args: argparse.Namespace, train: Sequence[Any], valid: list, tests: dict[int, list]) -> dict[str, Any]:
     family, config = causal_model(name, args.width, args.layers)
     config["pooling"] = "last"  # classify the state after the second trigger
     model, seconds = fit_synthetic(name, family, "classification", config, args, train, valid,
@@ -70,10 +71,11 @@ def main() -> None:
         args.n_train, args.n_valid, args.n_test, args.epochs, args.warmup = 512, 64, 64, 2, 10
     torch.set_num_threads(args.threads)
     lengths = [int(v) for v in args.test_lengths.split(",")]
-    train = induction_heads(args.n_train, args.train_length, args.vocab, seed=1)
+    train = train_split(induction_heads, args, 1, L=args.train_length, vocab=args.vocab)
     valid = induction_heads(args.n_valid, args.train_length, args.vocab, seed=2)
     tests = {length: induction_heads(args.n_test, length, args.vocab, seed=100 + i) for i, length in enumerate(lengths)}
-    print(f"induction heads: trained at {args.train_length}, vocabulary {args.vocab}; train/valid {args.n_train}/"
+    print(f"induction heads: trained at {args.train_length}, vocabulary {args.vocab}; train/valid {args.n_train}"
+          f"{' drawn afresh every epoch' if args.fresh else ''}/"
           f"{args.n_valid}, {args.n_test} test sequences per length; width {args.width}, {args.layers} layers; "
           f"chance {1 / (args.vocab - 1):.3f}", flush=True)
     rows = []

@@ -22,14 +22,14 @@ from typing import Any
 
 import torch
 
-from _common import add_synthetic_args, causal_model, fit_synthetic
+from _common import add_synthetic_args, causal_model, fit_synthetic, train_split
 from seqlab.data.synthetic import selective_copying
 from seqlab.experiments.longrange import copied_accuracy
 
 SEEDS = {"train": 1, "valid": 2, "test": 3}  # fixed; the test split is never used for selection
 
 
-def run_one(name: str, args: argparse.Namespace, data: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+def run_one(name: str, args: argparse.Namespace, data: dict[str, Any]) -> dict[str, Any]:
     family, config = causal_model(name, args.width, args.layers)
     model, seconds = fit_synthetic(name, family, "labeling", config, args, data["train"], data["valid"])
     acc, exact = copied_accuracy(model, data["test"], args.n_copy)
@@ -51,9 +51,11 @@ def main() -> None:
         args.n_train, args.n_valid, args.n_test, args.epochs, args.warmup = 512, 64, 128, 2, 10
     torch.set_num_threads(args.threads)
     data = {split: selective_copying(n, args.length, args.n_copy, args.vocab, seed=SEEDS[split])
-            for split, n in (("train", args.n_train), ("valid", args.n_valid), ("test", args.n_test))}
+            for split, n in (("valid", args.n_valid), ("test", args.n_test))}
+    data["train"] = train_split(selective_copying, args, SEEDS["train"], L=args.length, n_copy=args.n_copy,
+                                vocab=args.vocab)
     print(f"selective copying: length {args.length} (+{args.n_copy} markers), {args.n_copy} tokens to copy, "
-          f"vocabulary {args.vocab}; train/valid/test {args.n_train}/{args.n_valid}/{args.n_test}; "
+          f"vocabulary {args.vocab}; train/valid/test {args.n_train}{' (fresh every epoch)' if args.fresh else ''}/{args.n_valid}/{args.n_test}; "
           f"width {args.width}, {args.layers} layers; chance {1 / (args.vocab - 2):.3f}", flush=True)
     rows = []
     for name in args.models.split(","):

@@ -11,9 +11,11 @@ import pytest
 
 from seqlab.data.synthetic import (
     ADDING_CHANCE_MSE,
+    Resampled,
     adding,
     copying,
     copying_chance_loss,
+    epoch_seed,
     induction_heads,
     listops,
     listops_ref,
@@ -293,3 +295,25 @@ def test_generators_are_reachable_from_seqlab_datasets() -> None:
     import seqlab
 
     assert seqlab.datasets.synthetic.selective_copying(2, L=32, seed=5) == selective_copying(2, L=32, seed=5)
+
+
+def test_resampled_draws_each_epoch_from_its_own_seed() -> None:
+    data = Resampled.of(induction_heads, 8, seed=3, L=10, vocab=5)
+    assert len(data) == 8
+    assert data.epoch(1) == induction_heads(8, L=10, vocab=5, seed=epoch_seed(3, 1))
+    assert data.epoch(0) != data.epoch(1)
+    # as a sequence it is epoch 0's draw, whichever epoch was drawn last
+    assert data[2] == induction_heads(8, L=10, vocab=5, seed=epoch_seed(3, 0))[2]
+    assert list(data) == data.epoch(0)
+    assert data.epoch(1) == Resampled.of(induction_heads, 8, seed=3, L=10, vocab=5).epoch(1)  # a pure function
+    assert len({epoch_seed(0, e) for e in range(100)} | {epoch_seed(1, 0), epoch_seed(2, 0)}) == 102
+
+
+def test_resampled_rejects_a_changing_size_and_an_empty_draw() -> None:
+    data = Resampled(lambda epoch: [{"tokens": ["a"], "label": "x"}] * (epoch + 1))
+    with pytest.raises(ConfigError, match="same number"):
+        data.epoch(1)
+    with pytest.raises(ConfigError, match="at least one"):
+        Resampled(lambda epoch: [])
+    with pytest.raises(ConfigError):
+        data.epoch(-1)

@@ -85,3 +85,45 @@ def test_scheduled_sampling_run_resumes_exactly(tmp_path: Path, monkeypatch: pyt
     assert _steps(tmp_path / "b") == _steps(tmp_path / "a")
     for (k, a), b in zip(full.module.state_dict().items(), resumed.module.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+def _induction(seed: int) -> list:
+    from seqlab.data.synthetic import induction_heads
+
+    return induction_heads(24, L=12, vocab=6, seed=seed)
+
+
+def test_a_resampled_fit_trains_each_epoch_on_its_draw_and_resumes_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from seqlab.data.synthetic import Resampled
+
+    cfg = dict(embedding_dim=8, hidden_size=8, pooling="last", bidirectional=False)
+    # the same data every epoch: exactly the fit on the plain list
+    seqlab.build("lstm", task="classification", train=TRAIN, **cfg).fit(_induction(0), run_dir=tmp_path / "f")
+    same = seqlab.build("lstm", task="classification", train=TRAIN, **cfg)
+    same.fit(Resampled(lambda epoch: _induction(0)), run_dir=tmp_path / "s")
+    assert _steps(tmp_path / "s") == _steps(tmp_path / "f")
+
+    # fresh data: epoch e trains on draw e (its labels are what the loss sees)
+    seen: list[list[int]] = []
+    model = seqlab.build("lstm", task="classification", train=TRAIN, **cfg)
+    task_loss = model.task.loss
+
+    def recording(output: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        seen.append(batch["labels"].tolist())
+        return task_loss(output, batch)
+
+    monkeypatch.setattr(model.task, "loss", recording)
+    model.fit(Resampled(_induction), run_dir=tmp_path / "a")
+    monkeypatch.setattr(model.task, "loss", task_loss)
+    per_epoch = len(seen) // 3
+    for epoch in range(3):
+        labels = sorted(v for b in seen[epoch * per_epoch : (epoch + 1) * per_epoch] for v in b)
+        assert labels == sorted(it["label"] for it in model.task.encode(_induction(epoch)).items)
+    assert _steps(tmp_path / "a") != _steps(tmp_path / "f")
+
+    interrupted = seqlab.build("lstm", task="classification", train=TRAIN, **cfg)
+    _interrupt(interrupted, Resampled(_induction), tmp_path / "b", 9, monkeypatch)  # mid-epoch 2
+    seqlab.build("lstm", task="classification", train=TRAIN, **cfg).fit(Resampled(_induction), run_dir=tmp_path / "b")
+    assert _steps(tmp_path / "b") == _steps(tmp_path / "a")

@@ -381,6 +381,34 @@ class BatchSource:
         return len(self.sampler)
 
 
+class EpochBatchSource:
+    """A batch source whose data changes with the epoch: ``make(epoch)`` builds that epoch's
+    :class:`BatchSource` (freshly drawn synthetic examples, for one). The last one is cached,
+    so an epoch's data is built once however its batches are asked for; a batch is still a
+    pure function of ``(epoch, step)`` when ``make`` is a pure function of the epoch."""
+
+    def __init__(self, make: Callable[[int], BatchSource]) -> None:
+        self.make = make
+        self._cached: tuple[int, BatchSource] | None = None
+
+    def at(self, epoch: int) -> BatchSource:
+        """Epoch ``epoch``'s source."""
+        epoch = _check_int("epoch", epoch, 0)
+        if self._cached is None or self._cached[0] != epoch:
+            self._cached = (epoch, self.make(epoch))
+        return self._cached[1]
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        return self.at(epoch).batches(epoch)
+
+    def collate(self, indices: Sequence[int], epoch: int, step: int) -> dict[str, Tensor]:
+        return self.at(epoch).collate(indices, epoch, step)
+
+    def __len__(self) -> int:
+        """Batches per epoch (epoch 0's count)."""
+        return len(self.at(0))
+
+
 def move_to(
     batch: dict[str, Tensor], device: torch.device | str, non_blocking: bool = False
 ) -> dict[str, Tensor]:

@@ -21,12 +21,17 @@ example dicts shaped like the readers' output, so the same task code serves them
 
 The chance-level numbers a model must beat are :func:`copying_chance_loss` and
 :data:`ADDING_CHANCE_MSE`.
+
+:class:`Resampled` wraps a generator so that training draws fresh examples every epoch (the
+Mamba paper's synthetic tasks generate new data every step): a fixed training set of random
+sequences can be memorized, and a model that memorizes never has to learn the rule.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -34,7 +39,7 @@ from seqlab.errors import ConfigError, DataError
 
 __all__ = [
     "copying", "adding", "parity", "selective_copying", "induction_heads", "listops", "listops_ref", "cue_recall",
-    "copying_chance_loss", "ADDING_CHANCE_MSE", "LISTOPS_OPERATORS", "CUE_QUERY",
+    "copying_chance_loss", "ADDING_CHANCE_MSE", "LISTOPS_OPERATORS", "CUE_QUERY", "Resampled", "epoch_seed",
 ]
 
 #: MSE of always predicting 1 on the adding problem: Var(U1 + U2) = 2/12.
@@ -44,6 +49,63 @@ ADDING_CHANCE_MSE = 1.0 / 6.0
 def _check(name: str, value: int, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ConfigError(f"{name} must be an integer >= {low}; got {value!r}")
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of ``epoch``'s draw: a hash of ``(seed, epoch)`` (numpy ``SeedSequence``), so
+    epochs are independent and no epoch's data equals a split drawn with a small seed."""
+    _check("seed", seed, 0)
+    _check("epoch", epoch, 0)
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint32)[0])
+
+
+class Resampled(Sequence[Any]):
+    """Training examples drawn afresh every epoch: ``draw(epoch)`` returns epoch ``epoch``'s list.
+
+    ``NeuralModel.fit`` trains epoch ``e`` on ``draw(e)``; a draw must be a pure function of the
+    epoch (a seeded generator) and keep the same size, so a resumed run sees the same data as an
+    uninterrupted one. As a plain sequence it is epoch 0's draw: that is what the task fits its
+    vocabularies on, so every later draw must use the same alphabet and label set (a symbol
+    that first appears later is ``<unk>``). The most recent draw is cached.
+
+    ``Resampled.of(generator, n, seed=s, **kwargs)`` is the usual form: epoch ``e`` is
+    ``generator(n, seed=epoch_seed(s, e), **kwargs)`` for any generator in this module.
+    """
+
+    def __init__(self, draw: Callable[[int], Sequence[Any]]) -> None:
+        self._draw = draw
+        self._cached: tuple[int, list[Any]] | None = None
+        self._n = len(self.epoch(0))
+        if self._n == 0:
+            raise ConfigError("a Resampled draw must return at least one example")
+
+    @classmethod
+    def of(cls, generator: Callable[..., Sequence[Any]], n: int, *, seed: int = 0, **kwargs: Any) -> Resampled:
+        """Epoch ``e`` is ``generator(n, seed=epoch_seed(seed, e), **kwargs)``."""
+        _check("n", n, 1)
+        _check("seed", seed, 0)
+        return cls(lambda epoch: generator(n, seed=epoch_seed(seed, epoch), **kwargs))
+
+    def epoch(self, epoch: int) -> list[Any]:
+        """The examples of ``epoch`` (drawn, or the cached last draw)."""
+        _check("epoch", epoch, 0)
+        if self._cached is None or self._cached[0] != epoch:
+            examples = list(self._draw(epoch))
+            if self._cached is not None and len(examples) != self._n:
+                raise ConfigError(f"epoch {epoch} drew {len(examples)} examples; epoch 0 drew {self._n}: "
+                                  "every epoch must draw the same number")
+            self._cached = (epoch, examples)
+        return self._cached[1]
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, i: int) -> Any: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Any]: ...
+    def __getitem__(self, i: int | slice) -> Any:
+        return self.epoch(0)[i]
 
 
 def copying_chance_loss(T: int = 100, n_symbols: int = 8, copy_len: int = 10) -> float:

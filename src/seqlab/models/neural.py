@@ -19,7 +19,8 @@ from torch import Tensor, nn
 
 import seqlab
 from seqlab.config import from_dict, to_dict
-from seqlab.data.batching import BatchSource, BucketBatchSampler, move_to
+from seqlab.data.batching import BatchSource, BucketBatchSampler, EpochBatchSource, move_to
+from seqlab.data.synthetic import Resampled
 from seqlab.errors import ConfigError, SeqlabError
 from seqlab.io import read_tensors, write_json, write_tensors
 from seqlab.models.heads import CRFTokenHead, LMHead, SequenceHead, TokenHead, crf_constraints
@@ -144,6 +145,12 @@ class NeuralModel:
         return sum(p.numel() for p in self.module.parameters())
 
     # --- training -----------------------------------------------------------------------
+    def _encode_train(self, train: Sequence[Example], report: bool = True) -> Encoded:
+        enc = self.task.encode(train)
+        if report and enc.report.n_truncated:
+            print(f"[seqlab] train: {enc.report}")
+        return enc
+
     def _source(self, enc: Encoded, shuffle: bool, batch_size: int) -> BatchSource:
         sampler = BucketBatchSampler(
             self.task.lengths(enc.items), batch_size, shuffle=shuffle, bucket=self.train_config.bucket,
@@ -199,13 +206,23 @@ class NeuralModel:
 
         Early stopping follows the task's main metric on ``valid`` (training loss without it).
         With ``run_dir``, a checkpoint there is resumed and metrics go to ``metrics.jsonl``.
+        ``train`` may be a :class:`~seqlab.data.synthetic.Resampled`: epoch ``e`` then trains on
+        its draw ``e`` (vocabularies come from epoch 0's).
         """
         if not train:
             raise SeqlabError("fit() needs at least one training example")
         self.prepare(train)
-        enc = self.task.encode(train)
-        if enc.report.n_truncated:
-            print(f"[seqlab] train: {enc.report}")
+        bs = self.train_config.batch_size
+        source: BatchSource | EpochBatchSource
+        if isinstance(train, Resampled):
+            resampled = train
+
+            def make(epoch: int) -> BatchSource:
+                return self._source(self._encode_train(resampled.epoch(epoch), report=epoch == 0), True, bs)
+
+            source = EpochBatchSource(make)
+        else:
+            source = self._source(self._encode_train(train), True, bs)
         valid_enc = self.task.encode(valid) if valid else None
         evaluate = None
         if valid_enc is not None:
@@ -217,7 +234,7 @@ class NeuralModel:
             greater_is_better=self.task.greater_is_better if valid_enc else False, device=self.device,
         )
         start = time.perf_counter()
-        self.result_ = trainer.fit(self._source(enc, True, self.train_config.batch_size), resume=resume)
+        self.result_ = trainer.fit(source, resume=resume)
         self.train_time_ += time.perf_counter() - start
         return self
 
