@@ -44,18 +44,46 @@ def eval_batch_size(length: int, train_length: int, batch_size: int) -> int:
     return max(1, batch_size * train_length // length)
 
 
+def distance_bands(train_length: int, longest: int) -> list[tuple[int, int]]:
+    """(lo, hi] bands of the first trigger's distance from the end: up to the training length,
+    then doubling up to the longest test length."""
+    edges = [0, train_length]
+    while edges[-1] < longest:
+        edges.append(2 * edges[-1])
+    return list(zip(edges, edges[1:]))
+
+
+def score(model: Any, test: list, batch_size: int, bands: list[tuple[int, int]]) -> tuple[float, dict]:
+    """Accuracy, and accuracy by the distance of the first trigger from the end (band -> (acc, n)):
+    tells a model that forgets with distance from one that breaks with length."""
+    preds: list[Any] = []
+    for i in range(0, len(test), batch_size):  # small batches: long sequences stay within memory
+        preds += model.predict([ex["tokens"] for ex in test[i : i + batch_size]])
+    right = [p == ex["label"] for p, ex in zip(preds, test)]
+    trigger = test[0]["tokens"][-1]
+    dist = [len(ex["tokens"]) - 1 - ex["tokens"].index(trigger) for ex in test]
+    by_band = {}
+    for lo, hi in bands:
+        hits = [r for r, d in zip(right, dist) if lo < d <= hi]
+        if hits:
+            by_band[(lo, hi)] = (sum(hits) / len(hits), len(hits))
+    return sum(right) / len(right), by_band
+
+
 def run_one(name: str, args: argparse.Namespace, train: Sequence[Any], valid: list, tests: dict[int, list]) -> dict[str, Any]:
     family, config = causal_model(name, args.width, args.layers)
     config["pooling"] = "last"  # classify the state after the second trigger
     model, seconds = fit_synthetic(name, family, "classification", config, args, train, valid,
                                    task_options={"max_len": None, "lowercase": False})
-    acc = {}
+    bands = distance_bands(args.train_length, max(tests))
+    acc, by_distance = {}, {}
     for length, test in tests.items():
-        acc[length] = model.evaluate(test, batch_size=eval_batch_size(length, args.train_length, args.batch_size))[
-            "accuracy"]
-        print(f"    {name} @ {length}: {acc[length]:.3f}", flush=True)
+        acc[length], by_distance[length] = score(model, test, eval_batch_size(length, args.train_length,
+                                                                               args.batch_size), bands)
+        cells = ", ".join(f"({lo}, {hi}]: {a:.3f} of {n}" for (lo, hi), (a, n) in by_distance[length].items())
+        print(f"    {name} @ {length}: {acc[length]:.3f}   by trigger distance {cells}", flush=True)
     return {"model": name, "params": model.n_parameters, "steps": model.result_.steps, "seconds": seconds,
-            "acc": acc}
+            "acc": acc, "by_distance": by_distance[max(tests)], "bands": bands}
 
 
 def main() -> None:
@@ -88,6 +116,13 @@ def main() -> None:
     for r in rows:
         cells = " | ".join(f"{100 * r['acc'][n]:.1f}%" for n in lengths)
         print(f"| {r['model']} | {r['params']:,} | {r['steps']} | {r['seconds']:.0f} | {cells} |")
+    longest, bands = max(lengths), rows[0]["bands"]
+    print(f"\naccuracy at {longest} by the first trigger's distance from the end:\n")
+    print("| model | " + " | ".join(f"({lo}, {hi}]" for lo, hi in bands) + " |")
+    print("|---|" + "---|" * len(bands))
+    for r in rows:
+        cells = " | ".join(f"{100 * r['by_distance'][b][0]:.1f}%" if b in r["by_distance"] else "-" for b in bands)
+        print(f"| {r['model']} | {cells} |")
 
 
 if __name__ == "__main__":
