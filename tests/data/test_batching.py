@@ -12,6 +12,7 @@ from torch import Tensor
 from seqlab.data.batching import (
     BatchSource,
     BucketBatchSampler,
+    EpochBatchSource,
     TruncationReport,
     batch_generator,
     move_to,
@@ -308,6 +309,25 @@ def test_batch_source_resume_matches_uninterrupted_run() -> None:
     resumed = list(_source().iter_epoch(2, start_step=6))
     assert [s for s, _ in full] == list(range(10)) and [s for s, _ in resumed] == [6, 7, 8, 9]
     assert all(_same(a, b) for (_, a), (_, b) in zip(full[6:], resumed))
+
+
+def test_epoch_batch_source_is_each_epochs_own_source_built_once() -> None:
+    built: list[int] = []
+
+    def make(epoch: int) -> BatchSource:
+        built.append(epoch)
+        items = [[epoch * 100 + i + 1] * (1 + i % 7) for i in range(40)]  # a different draw per epoch
+        return BatchSource(items, _noisy_collate, BucketBatchSampler([len(x) for x in items], 4, seed=1, pool_factor=2))
+
+    src = EpochBatchSource(make)
+    for epoch in (0, 1):
+        want = make(epoch)  # the oracle: that epoch's plain source
+        assert src.batches(epoch) == want.batches(epoch)
+        for step, idx in enumerate(src.batches(epoch)):
+            assert _same(src.collate(idx, epoch, step), want.collate(idx, epoch, step))
+    assert built == [0, 0, 1, 1]  # each epoch built once by the source (and once by the oracle)
+    src.collate(src.batches(0)[0], 0, 0)
+    assert built[-1] == 0  # going back to an epoch rebuilds it
 
 
 def test_batch_source_checks_sizes() -> None:

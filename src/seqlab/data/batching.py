@@ -404,10 +404,6 @@ class EpochBatchSource:
     def collate(self, indices: Sequence[int], epoch: int, step: int) -> dict[str, Tensor]:
         return self.at(epoch).collate(indices, epoch, step)
 
-    def __len__(self) -> int:
-        """Batches per epoch (epoch 0's count)."""
-        return len(self.at(0))
-
 
 def move_to(
     batch: dict[str, Tensor], device: torch.device | str, non_blocking: bool = False

@@ -74,10 +74,11 @@ class Resampled(Sequence[Any]):
 
     def __init__(self, draw: Callable[[int], Sequence[Any]]) -> None:
         self._draw = draw
-        self._cached: tuple[int, list[Any]] | None = None
-        self._n = len(self.epoch(0))
-        if self._n == 0:
+        first = list(draw(0))
+        if not first:
             raise ConfigError("a Resampled draw must return at least one example")
+        self._n = len(first)
+        self._cached = (0, first)  # the last draw: (epoch, examples)
 
     @classmethod
     def of(cls, generator: Callable[..., Sequence[Any]], n: int, *, seed: int = 0, **kwargs: Any) -> Resampled:
@@ -89,9 +90,9 @@ class Resampled(Sequence[Any]):
     def epoch(self, epoch: int) -> list[Any]:
         """The examples of ``epoch`` (drawn, or the cached last draw)."""
         _check("epoch", epoch, 0)
-        if self._cached is None or self._cached[0] != epoch:
+        if self._cached[0] != epoch:
             examples = list(self._draw(epoch))
-            if self._cached is not None and len(examples) != self._n:
+            if len(examples) != self._n:
                 raise ConfigError(f"epoch {epoch} drew {len(examples)} examples; epoch 0 drew {self._n}: "
                                   "every epoch must draw the same number")
             self._cached = (epoch, examples)
