@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-import seqlab
+from seqlab._version import __version__
 from seqlab.config import from_dict, to_dict
 from seqlab.data.batching import BatchSource, BucketBatchSampler, EpochBatchSource, move_to
 from seqlab.data.synthetic import Resampled
@@ -443,7 +443,7 @@ class NeuralModel:
     def _write(self, p: Path) -> None:
         write_tensors(p / "model.safetensors", self.module.state_dict())
         write_json(p / "config.json", {
-            "seqlab_version": seqlab.__version__,
+            "seqlab_version": __version__,
             "kind": self.kind,
             "family": self.family,
             "head": self.head,

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import torch
 
-import seqlab
+from seqlab._version import __version__
 from seqlab.config import from_dict, to_dict
 from seqlab.errors import SeqlabError
 from seqlab.io import read_tensors, write_json, write_tensors
@@ -121,7 +121,7 @@ class ClassicalModel(ABC):
         with atomic_directory(p) as tmp:
             write_tensors(tmp / "model.safetensors", tensors)
             write_json(tmp / "config.json", {
-                "seqlab_version": seqlab.__version__,
+                "seqlab_version": __version__,
                 "kind": self.kind,
                 "family": self.family,
                 "task": self.task.name,
