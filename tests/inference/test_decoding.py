@@ -311,7 +311,7 @@ def test_rnn_and_window_steppers_equal_enumeration() -> None:
 def test_ngram_stepper_equals_the_backoff_tables() -> None:
     import seqlab
     from seqlab.models.classical.ngram import BOS, EOS, next_log10
-    from seqlab.models.sampling import NGramStepper
+    from seqlab.models.classical.ngram_stepper import NGramStepper
 
     model = seqlab.build("ngram", task="lm", task_options={"tokenizer": "char"}, order=3)
     model.fit(LM_DOCS * 3)

@@ -17,12 +17,13 @@ import seqlab
 from seqlab.cli import main
 from seqlab.data.readers import write_conll
 from seqlab.errors import ConfigError
+from seqlab.inference.continuation import decode_continuation
 from seqlab.models.hybrid import HybridConfig, HybridEncoder, HybridState, layer_kinds
 from seqlab.models.layers.attention import AttentionMask
 from seqlab.models.layers.positions import rope_angles
 from seqlab.models.mamba import MambaConfig, MambaEncoder, MambaLayer
 from seqlab.models.neural import NeuralModule
-from seqlab.models.sampling import RecurrentStepper, WindowStepper, decode_continuation
+from seqlab.models.sampling import RecurrentStepper, WindowStepper
 from seqlab.models.transformer import TransformerBlock
 from seqlab.tasks import make_task
 from tests_support import assert_padding_invariant, assert_step_matches_forward

@@ -9,35 +9,38 @@ Each kind of LM becomes a :class:`~seqlab.inference.decoding.Stepper`:
   ``(L, N, H)``; a KV cache ``(N, heads, T, D)`` declares 0).
 * :class:`WindowStepper`: other causal encoders recompute over the last ``block_size`` tokens;
   the state is that window, (N, t) ids.
-* :class:`NGramStepper`: an n-gram model's backoff tables; the state is the history, (N, order)
-  model ids left-padded with -1, and ``</s>`` (or ``<s>``) starts a new sentence, as in training.
 
-A prompt primes the stepper: its last token is the first one fed, the rest builds the state.
+A prompt primes the stepper (:func:`seqlab.inference.continuation.decode_continuation`): its
+last token is the first one fed, the rest builds the state. (The n-gram models' stepper is
+:class:`seqlab.models.classical.ngram_stepper.NGramStepper`.)
 
 Shapes: N stepper rows (beam hypotheses), T prompt length, V vocabulary, D embedding width.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Protocol
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from seqlab.errors import ConfigError
-from seqlab.inference.decoding import decode, reorder_state
+from seqlab.inference.continuation import Method, decode_continuation
+from seqlab.inference.decoding import reorder_state
 
-if TYPE_CHECKING:
-    from seqlab.models.classical.ngram import NGramTables
-    from seqlab.models.neural import NeuralModel
+__all__ = ["Method", "CausalLM", "RecurrentStepper", "WindowStepper", "generate"]
 
-__all__ = [
-    "Method", "RecurrentStepper", "WindowStepper", "NGramStepper", "decode_continuation", "generate"]
 
-Method = Literal["sample", "greedy", "beam"]
+class CausalLM(Protocol):
+    """What :func:`generate` reads of a model (a :class:`~seqlab.models.neural.NeuralModel`):
+    its task (the ``lm`` task, with its codec) and its module (embedding, encoder, head)."""
+
+    @property
+    def task(self) -> Any: ...
+
+    @property
+    def module(self) -> Any: ...
 
 
 class RecurrentStepper:
@@ -91,50 +94,9 @@ class WindowStepper(RecurrentStepper):
         return reorder_state(state, index)
 
 
-class NGramStepper:
-    """An n-gram model's tables as a stepper over model ids (``<unk>`` 0, ``<s>`` 1, ``</s>`` 2)."""
-
-    def __init__(self, tables: NGramTables) -> None:
-        self.tables = tables
-        self.width = max(tables.order, 1)
-
-    def prime(self, history: list[int]) -> tuple[Tensor, Any]:
-        from seqlab.models.classical.ngram import BOS
-
-        start = history[-1] if history else BOS
-        return torch.tensor([start]), self._pad([history[:-1]])
-
-    def _pad(self, rows: list[list[int]]) -> Tensor:
-        w = self.width
-        return torch.tensor([[-1] * (w - len(r[-w:])) + r[-w:] for r in rows], dtype=torch.long).view(len(rows), w)
-
-    def step(self, tokens: Tensor, state: Any) -> tuple[Tensor, Any]:
-        from seqlab.models.classical.ngram import BOS, EOS, _context_chain, next_log10_rows
-
-        rows = []
-        for hist, tok in zip(state.tolist(), tokens.tolist()):
-            rows.append([] if tok in (BOS, EOS) else [*(h for h in hist if h >= 0), tok])
-        chains = np.stack([_context_chain(self.tables, r) for r in rows]) if rows else np.zeros((0, self.width - 1), dtype=np.int64)
-        logits = torch.from_numpy(next_log10_rows(self.tables, chains) * math.log(10))  # (N, V)
-        return logits, self._pad(rows)
-
-    def reorder(self, state: Any, index: Tensor) -> Any:
-        return reorder_state(state, index)
-
-
-def decode_continuation(
-    stepper: Any, ids: list[int], n: int, eos: int | None, method: Method, temperature: float,
-    top_k: int | None, top_p: float | None, beam: int, generator: torch.Generator,
-) -> list[int]:
-    """Up to ``n`` new ids after ``ids`` (primed through ``stepper.prime``), ``eos`` excluded."""
-    start, state = stepper.prime(ids)
-    return decode(method, stepper, start, state, n, eos, beam=beam, temperature=temperature, top_k=top_k,
-                  top_p=top_p, generator=generator)[0][0].tokens
-
-
 @torch.no_grad()
 def generate(
-    model: NeuralModel, prompts: Sequence[str], max_new_tokens: int, temperature: float,
+    model: CausalLM, prompts: Sequence[str], max_new_tokens: int, temperature: float,
     top_k: int | None, seed: int, *, top_p: float | None = None, method: Method = "sample",
     beam: int = 4, stop_at_eos: bool = False,
 ) -> list[str]:

@@ -358,7 +358,7 @@ def test_good_arpa_loads(tmp_path: Path) -> None:
 @given(st.lists(st.integers(0, 2**40), min_size=1, max_size=200), st.sampled_from([2**41, 2**33, 2**20]))
 def test_unique_paths_equal_numpy(values: list[int], space: int) -> None:
     """Counting uses a bincount (small key spaces), an int32 sort or an int64 sort."""
-    from seqlab.models.classical.ngram import _unique
+    from seqlab.models.classical.ngram_estimate import _unique
 
     x = np.asarray(values, dtype=np.int64) % space
     want = np.unique(x, return_inverse=True, return_counts=True)
@@ -370,12 +370,14 @@ def test_unique_paths_equal_numpy(values: list[int], space: int) -> None:
 def test_sorted_and_hashed_paths_equal_dense_paths(monkeypatch: pytest.MonkeyPatch, order: int) -> None:
     """Small key spaces count with a bincount and look up through a dense array; large ones
     sort and hash. Force the large-space paths on the same corpus: same tables, same scores."""
-    import seqlab.models.classical.ngram as ng
+    import seqlab.models.classical.ngram_estimate as estimate
+    import seqlab.models.classical.ngram_tables as tables
 
     sents = _markov_corpus(11, 200)
     tests = _markov_corpus(12, 50) + [["w3", "zebra", "w4"]]
     dense = NGramLM(order, discount_fallback=FALLBACK).fit_counts(sents)
-    monkeypatch.setattr(ng, "DENSE_LIMIT", 0)
+    monkeypatch.setattr(estimate, "DENSE_LIMIT", 0)  # counting sorts
+    monkeypatch.setattr(tables, "DENSE_LIMIT", 0)  # lookups hash
     hashed = NGramLM(order, discount_fallback=FALLBACK).fit_counts(sents)
     for name in ("keys", "logp", "backoff"):
         for a, b in zip(getattr(dense.tables_, name), getattr(hashed.tables_, name)):

@@ -19,7 +19,7 @@ import numpy as np
 
 from seqlab.errors import ConfigError, DataError
 from seqlab.io import atomic_write_text
-from seqlab.models.classical.ngram import BOS, SPECIALS, NGramTables
+from seqlab.models.classical.ngram_tables import BOS, SPECIALS, NGramTables
 
 __all__ = ["write_arpa", "read_arpa"]
 
