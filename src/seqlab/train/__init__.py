@@ -8,16 +8,10 @@
 from __future__ import annotations
 
 from seqlab.train.checkpoint import Checkpoint, TrainState, load_checkpoint, save_checkpoint
+from seqlab.train.contract import Batch, BatchSourceLike, LossFn, TrainConfig, TrainResult
 from seqlab.train.distributed import DistInfo, init_from_env
 from seqlab.train.schedules import build_optimizer, lr_factor, make_scheduler, total_steps
-from seqlab.train.trainer import (
-    Batch,
-    BatchSourceLike,
-    LossFn,
-    TrainConfig,
-    Trainer,
-    TrainResult,
-)
+from seqlab.train.trainer import Trainer
 
 __all__ = [
     "Batch",

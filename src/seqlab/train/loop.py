@@ -1,26 +1,28 @@
 """The training loop behind :meth:`seqlab.train.trainer.Trainer.fit` (private machinery).
 
-One :class:`_Run` holds the state of one ``fit`` call: the wrapped model, optimizer, scheduler,
-loop state, metrics log and progress bar. The contract it implements (exact loss normalisation
+One :class:`Run` holds the state of one ``fit`` call: the wrapped model, optimizer, scheduler,
+loop state, metrics log and progress bar. It gets what it needs from the trainer explicitly, as
+a :class:`RunSpec`; the types both share live in :mod:`seqlab.train.contract`, so this module
+never imports :mod:`seqlab.train.trainer`. The contract it implements (exact loss normalisation
 over micro-batches and ranks, exact resumption from step-boundary checkpoints) is described in
-:mod:`seqlab.train.trainer`, which owns the public types; this module imports them only for
-type checking, so there is no import cycle.
+:mod:`seqlab.train.trainer`.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+import seqlab.train.distributed as distributed
 from seqlab.config import to_dict
 from seqlab.errors import TrainingError
-from seqlab.train import distributed
 from seqlab.train.checkpoint import (
     MetricsLog,
     TrainState,
@@ -32,6 +34,7 @@ from seqlab.train.checkpoint import (
     save_checkpoint,
     save_weights,
 )
+from seqlab.train.contract import Batch, BatchSourceLike, LossFn, TrainConfig
 from seqlab.train.schedules import (
     build_optimizer,
     clip_gradients,
@@ -40,8 +43,27 @@ from seqlab.train.schedules import (
     total_steps,
 )
 
-if TYPE_CHECKING:
-    from seqlab.train.trainer import Batch, BatchSourceLike, Trainer
+__all__ = ["Run", "RunSpec"]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What one ``fit`` call takes from its trainer (see :class:`seqlab.train.trainer.Trainer`).
+
+    ``module`` is the model as given (possibly a DDP wrapper); ``wrapped()`` returns the module
+    that training calls (the DDP wrapper under torchrun), and :class:`Run` calls it once, after
+    seeding and moving the module to ``device``.
+    """
+
+    module: nn.Module
+    wrapped: Callable[[], nn.Module]
+    loss_fn: LossFn
+    config: TrainConfig
+    run_dir: Path | None
+    evaluate: Callable[[], dict[str, float]] | None
+    main_metric: str
+    greater_is_better: bool
+    device: torch.device
 
 
 def _check_outputs(loss_sum: Tensor, units: Tensor | float) -> Tensor:
@@ -60,16 +82,16 @@ def _check_outputs(loss_sum: Tensor, units: Tensor | float) -> Tensor:
     )
 
 
-class _Run:
+class Run:
     """The state of one ``fit`` call: wrapped model, optimizer, scheduler, loop state and logs."""
 
-    def __init__(self, trainer: Trainer, source: BatchSourceLike, resume: bool) -> None:
-        cfg = trainer.config
-        self.t, self.cfg, self.source = trainer, cfg, source
+    def __init__(self, spec: RunSpec, source: BatchSourceLike, resume: bool) -> None:
+        cfg = spec.config
+        self.spec, self.cfg, self.source = spec, cfg, source
         self.info = distributed.current()
         torch.manual_seed(cfg.seed)
-        self.plain = distributed.unwrap(trainer.module).to(trainer.device)
-        self.model = trainer._wrapped()
+        self.plain = distributed.unwrap(spec.module).to(spec.device)
+        self.model = spec.wrapped()
         self.optimizer = build_optimizer(self.plain, cfg.lr, cfg.weight_decay, cfg.betas)
         n_batches = len(source.batches(0))
         self.total = total_steps(cfg.epochs, n_batches, cfg.grad_accum, cfg.max_steps)
@@ -79,8 +101,8 @@ class _Run:
         self.loop = TrainState()
         self.best_state: dict[str, Tensor] | None = None
         self.time_up = False
-        if resume and trainer.run_dir is not None:
-            self._restore(trainer.run_dir)
+        if resume and spec.run_dir is not None:
+            self._restore(spec.run_dir)
         distributed.barrier()  # every rank has read the checkpoint before rank 0 may replace it
         self.boundary_rng = rng_state()
         self.start = time.perf_counter()
@@ -203,14 +225,14 @@ class _Run:
         step_hook = getattr(self.plain, "set_step", None)
         if callable(step_hook):  # models whose training depends on progress (scheduled sampling)
             step_hook(self.loop.global_step)
-        acc = torch.zeros(4, dtype=torch.float64, device=self.t.device)
+        acc = torch.zeros(4, dtype=torch.float64, device=self.spec.device)
         for j, b in enumerate(group):
             shard, weight = distributed.shard(
                 batches[b], self.info, where=f"batch {b} of epoch {epoch}"
             )
             batch = self._to_device(self.source.collate(shard, epoch, b))
             with distributed.sync_gradients(self.model, j == len(group) - 1):
-                loss_sum, units = self.t.loss_fn(self.model, batch)
+                loss_sum, units = self.spec.loss_fn(self.model, batch)
                 sums = _check_outputs(loss_sum, units).to(acc.device)
                 (loss_sum if weight else loss_sum * 0.0).backward()
             acc[:2] += sums * weight
@@ -226,13 +248,13 @@ class _Run:
 
     def _to_device(self, batch: Batch) -> Batch:
         """Move every tensor of ``batch`` to the trainer's device."""
-        return {k: v.to(self.t.device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+        return {k: v.to(self.spec.device) if isinstance(v, Tensor) else v for k, v in batch.items()}
 
     def _fail(self, message: str) -> None:
         """Drop the bad gradients and raise TrainingError; the last checkpoint stays as it is."""
         self.optimizer.zero_grad(set_to_none=True)
-        if self.t.run_dir is not None:
-            message += f"; the last good checkpoint is kept in {self.t.run_dir / 'checkpoint'}"
+        if self.spec.run_dir is not None:
+            message += f"; the last good checkpoint is kept in {self.spec.run_dir / 'checkpoint'}"
         raise TrainingError(message)
 
     # ----------------------------------------------------------------------------- epoch ends
@@ -241,15 +263,15 @@ class _Run:
         """Rank 0's evaluation metrics (all ranks evaluate) and the value of the main metric."""
         loop = self.loop
         train_loss = loop.epoch_loss_sum / loop.epoch_units if loop.epoch_units else math.nan
-        if self.t.evaluate is None:
+        if self.spec.evaluate is None:
             return {}, train_loss
-        metrics = {k: float(v) for k, v in self.t.evaluate().items()}
+        metrics = {k: float(v) for k, v in self.spec.evaluate().items()}
         metrics = distributed.broadcast_object(metrics)
-        if self.t.main_metric not in metrics:
+        if self.spec.main_metric not in metrics:
             raise TrainingError(
-                f"evaluate() returned {sorted(metrics)}, without the main metric {self.t.main_metric!r}"
+                f"evaluate() returned {sorted(metrics)}, without the main metric {self.spec.main_metric!r}"
             )
-        return metrics, metrics[self.t.main_metric]
+        return metrics, metrics[self.spec.main_metric]
 
     def _end_epoch(self, complete: bool) -> None:
         """Evaluate, track the best weights and patience, log, and checkpoint."""
@@ -298,7 +320,7 @@ class _Run:
         elif best is None:
             improved = True
         elif value != best:
-            improved = value > best if self.t.greater_is_better else value < best
+            improved = value > best if self.spec.greater_is_better else value < best
         else:  # a tie (on the loss itself it never breaks: the two losses are equal)
             best_loss = self._best_loss()
             improved = loss is not None and best_loss is not None and math.isfinite(loss) and loss < best_loss
@@ -314,7 +336,7 @@ class _Run:
                     "epoch": loop.best_epoch,
                     "step": loop.best_step,
                     "metric": value,
-                    "main_metric": self.t.main_metric,
+                    "main_metric": self.spec.main_metric,
                 }
                 save_weights(run_dir / "best", self.best_state, meta)
         else:
@@ -327,7 +349,7 @@ class _Run:
 
     def _writes(self) -> Path | None:
         """``run_dir`` when this rank writes files, else None."""
-        return self.t.run_dir if self.info.is_main else None
+        return self.spec.run_dir if self.info.is_main else None
 
     def save_checkpoint(self) -> None:
         """Write ``run_dir/checkpoint/`` for the last step boundary (rank 0; never a bad state)."""
