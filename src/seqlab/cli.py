@@ -18,19 +18,11 @@ from typing import Any, cast
 
 from seqlab.config import check_keys, load_toml, merge, parse_overrides
 from seqlab.errors import SeqlabError
+from seqlab.formatting import format_table
 
 __all__ = ["main", "format_table"]
 
 SECTIONS = ("model", "train", "task")
-
-
-def format_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
-    """A plain-text table with aligned columns."""
-    cells = [[str(h) for h in header]] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def _settings(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:

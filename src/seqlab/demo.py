@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seqlab.cli import format_table
+from seqlab.formatting import format_table
 
 __all__ = ["run_demo", "DemoJob", "JOBS"]
 

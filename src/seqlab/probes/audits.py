@@ -25,7 +25,8 @@ from torch import Tensor
 
 from seqlab.data.batching import truncate
 from seqlab.errors import ConfigError, SeqlabError
-from seqlab.probes.results import family_of, format_rows, result_dict
+from seqlab.formatting import format_rows
+from seqlab.probes.results import family_of, result_dict
 
 __all__ = ["PaddingAudit", "TruncationAudit", "padding_audit", "truncation_audit", "TRUNCATION_MODES"]
 

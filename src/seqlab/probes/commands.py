@@ -32,7 +32,7 @@ def add_sensitivity_args(p: argparse.ArgumentParser) -> None:
 
 def run_sensitivity(args: argparse.Namespace) -> int:
     """Change one token and see how every later prediction moves (KL, TV, top-1 flips)."""
-    from seqlab.cli import format_table
+    from seqlab.formatting import format_table
     from seqlab.models.registry import load
     from seqlab.plots import save_influence_heatmap, save_sensitivity_plot
     from seqlab.probes.sensitivity import influence_matrix, saliency, sensitivity

@@ -23,7 +23,8 @@ from typing import Any
 import torch
 
 from seqlab.errors import ConfigError
-from seqlab.probes.results import family_of, format_rows, result_dict
+from seqlab.formatting import format_rows
+from seqlab.probes.results import family_of, result_dict
 
 __all__ = ["ExposureResult", "exposure_bias", "scheduled_sampling_gap", "greedy_ids"]
 

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from seqlab.errors import ConfigError
+from seqlab.formatting import format_rows
 from seqlab.probes.longrange import recall_run
-from seqlab.probes.results import format_rows, result_dict
+from seqlab.probes.results import result_dict
 
 __all__ = ["LengthResult", "length_generalization"]
 

@@ -21,7 +21,8 @@ from typing import Any
 
 from seqlab.data.synthetic import cue_recall
 from seqlab.errors import ConfigError
-from seqlab.probes.results import format_rows, result_dict
+from seqlab.formatting import format_rows
+from seqlab.probes.results import result_dict
 
 __all__ = ["LongRangeResult", "long_range_dependency", "recall_run", "DEFAULT_TRAIN"]
 

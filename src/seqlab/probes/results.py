@@ -1,15 +1,14 @@
-"""Helpers shared by the probe result dataclasses: JSON-ready dicts and text tables."""
+"""Helpers shared by the probe result dataclasses: JSON-ready dicts (tables: :mod:`seqlab.formatting`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
 from typing import Any
 
 from torch import Tensor
 
-__all__ = ["json_ready", "result_dict", "format_rows", "family_of"]
+__all__ = ["json_ready", "result_dict", "family_of"]
 
 
 def json_ready(v: Any) -> Any:
@@ -31,13 +30,6 @@ def result_dict(result: Any, *properties: str) -> dict[str, Any]:
     out = {f.name: json_ready(getattr(result, f.name)) for f in dataclasses.fields(result)}
     out.update({p: json_ready(getattr(result, p)) for p in properties})
     return out
-
-
-def format_rows(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
-    """:func:`seqlab.cli.format_table` with floats written to 4 significant digits."""
-    from seqlab.cli import format_table
-
-    return format_table([[f"{v:.4g}" if isinstance(v, float) else v for v in r] for r in rows], header)
 
 
 def family_of(model: Any) -> str:

@@ -87,7 +87,7 @@ class SensitivityResult:
         return result_dict(self, "edited")
 
     def __str__(self) -> str:
-        from seqlab.cli import format_table
+        from seqlab.formatting import format_table
 
         head = (f"{self.family} ({self.task}): token {self.position} {self.tokens[self.position]!r} -> "
                 f"{self.replacement!r}\n  before: {' '.join(self.tokens)}\n  after:  {' '.join(self.edited)}\n")
@@ -121,7 +121,7 @@ class InfluenceResult:
         return result_dict(self)
 
     def __str__(self) -> str:
-        from seqlab.cli import format_table
+        from seqlab.formatting import format_table
 
         rows = [(f"{i}:{t}", *(f"{float(v):.3g}" for v in self.kl[i])) for i, t in enumerate(self.tokens)]
         head = f"{self.family} ({self.task}): mean KL (nats), rows = changed token i, columns = output j\n"
