@@ -41,13 +41,13 @@ from seqlab.metrics.generation import multi_reference_rates
 # Absolute positions (sinusoidal) in the encoder-decoder: with RoPE alone neither stack's states
 # carry absolute position, which a monotone alignment needs (RoPE learned reversal worse in tests).
 MODELS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
-    "transformer": ("transformer", dict(embedding_dim=256, n_heads=4, num_layers=2, decoder_layers=2, d_ff=512,
+    "transformer": ("transformer", dict(d_model=256, n_heads=4, num_layers=2, decoder_layers=2, d_ff=512,
                                         dropout=0.1, positions="sinusoidal"),
                     dict(lr=1.5e-3, warmup_steps=500, batch_size=128, betas=(0.9, 0.98))),
-    "rnn_attention": ("seq2seq", dict(cell="gru", embedding_dim=128, hidden_size=256, num_layers=2,
+    "rnn_attention": ("seq2seq", dict(cell="gru", d_model=128, hidden_size=256, num_layers=2,
                                       attention="luong_general", input_feeding=False, dropout=0.2),
                       dict(lr=2e-3, batch_size=128)),
-    "rnn_fixed": ("seq2seq", dict(cell="gru", embedding_dim=128, hidden_size=256, num_layers=2,
+    "rnn_fixed": ("seq2seq", dict(cell="gru", d_model=128, hidden_size=256, num_layers=2,
                                   attention="none", dropout=0.2),
                   dict(lr=2e-3, batch_size=128)),
 }
@@ -64,9 +64,9 @@ def by_word(examples: list[dict[str, Any]]) -> tuple[list[list[str]], list[list[
 
 def score(model: Any, examples: list[dict[str, Any]], beam: int) -> dict[str, Any]:
     words, refs = by_word(examples)
-    model.decoding("beam", beam=beam) if beam > 1 else model.decoding("greedy")
+    dec = {"method": "beam", "beam": beam} if beam > 1 else {"method": "greedy"}
     t0 = time.perf_counter()
-    hyps = model.predict(words)
+    hyps = model.predict(words, decoding=dec)
     decode_s = time.perf_counter() - t0
     wer, per = multi_reference_rates(hyps, refs)
     buckets = {}

@@ -108,7 +108,7 @@ def build_seqlab(positions: str, args: argparse.Namespace, train: list[dict[str,
     }
     model = seqlab.build(
         "transformer", task="lm", task_options=lm_options(args.block), train=train_cfg,
-        embedding_dim=args.width, n_heads=args.heads, num_layers=args.layers, d_ff=4 * args.width,
+        d_model=args.width, n_heads=args.heads, num_layers=args.layers, d_ff=4 * args.width,
         dropout=0.0, positions=positions, max_len=args.block, seed=args.seed,
         bias=args.nanogpt_bias,  # the same blocks: biases in both or in neither (nanoGPT's baby run: none)
     )

@@ -42,7 +42,7 @@ def build(args: argparse.Namespace) -> tuple[NeuralModule, torch.nn.Module, int]
     text = "".join(chr(c) for c in range(33, 33 + args.vocab))  # every character once: vocab + specials
     task = make_task("lm", {"tokenizer": "char", "block_size": args.seq}).fit([{"text": text}])
     vocab = task.input_size
-    cfg = TransformerConfig(embedding_dim=args.dim, n_heads=args.heads, num_layers=args.layers, dropout=0.0,
+    cfg = TransformerConfig(d_model=args.dim, n_heads=args.heads, num_layers=args.layers, dropout=0.0,
                             positions="rope", causal=True, max_len=args.new + 8)
     torch.manual_seed(0)
     ours = NeuralModule(task, cfg, TransformerEncoder).to(args.device)
@@ -73,10 +73,10 @@ def train_rate(step: Callable[[torch.Tensor], torch.Tensor], params: list[torch.
 def ours_generate(module: NeuralModule, n: int, cached: bool, device: str) -> list[int]:
     seq = [5]
     if cached:
-        h, state = module.encoder.step(module.embed(torch.tensor([seq], device=device)), None)  # (1, 1, D)
+        h, state = module.encoder.step(module.frontend.embed(torch.tensor([seq], device=device)), None)  # (1, 1, D)
         for _ in range(n):
             seq.append(int(module.head(h, None)[0, -1].argmax()))
-            h, state = module.encoder.step(module.embed(torch.tensor([seq[-1:]], device=device)), state)
+            h, state = module.encoder.step(module.frontend.embed(torch.tensor([seq[-1:]], device=device)), state)
         return seq[1:]
     for _ in range(n):
         ids = torch.tensor([seq], device=device)

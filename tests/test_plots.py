@@ -51,7 +51,7 @@ def test_heatmap_bad_input(tmp_path: Path, weights: object, src: list, tgt: list
 def test_heatmap_of_a_seq2seq_alignment(tmp_path: Path) -> None:
     from seqlab.models.seq2seq import Seq2SeqConfig, Seq2SeqModule
 
-    module = Seq2SeqModule(Seq2SeqConfig(embedding_dim=8, hidden_size=8, dropout=0.0), 10, 10).eval()
+    module = Seq2SeqModule(Seq2SeqConfig(d_model=8, hidden_size=8, dropout=0.0), 10, 10).eval()
     batch = {"src_ids": torch.tensor([[5, 6, 7], [8, 0, 0]]), "src_mask": torch.tensor([[1, 1, 1], [1, 0, 0]]).bool(),
              "input_ids": torch.tensor([[2, 7, 6], [2, 0, 0]]), "mask": torch.tensor([[1, 1, 1], [1, 0, 0]]).bool()}
     w = module.alignment(batch, 1)
@@ -63,4 +63,4 @@ def test_heatmap_of_a_seq2seq_alignment(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="index"):
         module.alignment(batch, 2)
     with pytest.raises(ConfigError, match="none"):
-        Seq2SeqModule(Seq2SeqConfig(attention="none", embedding_dim=8, hidden_size=8), 10, 10).alignment(batch, 0)
+        Seq2SeqModule(Seq2SeqConfig(attention="none", d_model=8, hidden_size=8), 10, 10).alignment(batch, 0)

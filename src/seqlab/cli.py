@@ -41,7 +41,9 @@ def _dataset(args: argparse.Namespace, task: str | None = None) -> Any:
 
     if args.dataset and Path(args.dataset).exists():
         if not task:
-            raise SeqlabError("a data file needs --task (classification, labeling, lm, mlm)")
+            from seqlab.tasks import TASKS
+
+            raise SeqlabError(f"a data file needs --task ({', '.join(TASKS)})")
         return datasets.load_files(task, args.dataset, seed=args.seed)
     return datasets.load(args.dataset, seed=args.seed)
 
@@ -66,7 +68,7 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
         if info.is_main:
             model.save(out / "model")
             # the argument as given (a bundled name or a data file), so `evaluate RUN` finds it again
-            write_json(out / "run.json", {"dataset": args.dataset, "task": ds.task, "seed": args.seed})
+            write_json(out / "run.json", {"dataset": args.dataset, "task": ds.task.name, "seed": args.seed})
             metrics = model.evaluate(ds.test) if ds.test else {}
             print(json.dumps({"run": str(out), "test": metrics}, indent=2))
     finally:
@@ -96,7 +98,7 @@ def cmd_predict(args: argparse.Namespace, extra: list[str]) -> int:
     if args.generate:
         outs: list[Any] = model.generate(
             inputs, max_new_tokens=args.generate, temperature=args.temperature, top_k=args.top_k, seed=args.seed,
-            top_p=args.top_p, method=args.method, beam=args.beam, stop_at_eos=args.stop_at_eos,
+            top_p=args.top_p, method=args.method or "sample", beam=args.beam, stop_at_eos=args.stop_at_eos,
         )
     else:
         outs = model.predict(inputs)
@@ -121,20 +123,20 @@ def cmd_generate(args: argparse.Namespace, extra: list[str]) -> int:
 
     model = load(args.run)
     inputs = _inputs(args)
-    task = model.task.name
-    method = args.method or ("sample" if task == "lm" else "greedy")
-    if task == "lm":
+    task = model.task
+    method = args.method or model.decoding.method
+    if task.causal and not task.decodes_free:  # a language model continues each prompt
         if args.n_best > 1:
             raise SeqlabError("--n-best is for encoder-decoder models; an LM returns one continuation")
         outs: list[Any] = model.generate(
             inputs, max_new_tokens=args.max_new_tokens or 200, temperature=args.temperature, top_k=args.top_k,
             seed=args.seed, top_p=args.top_p, method=method, beam=args.beam, stop_at_eos=args.stop_at_eos,
         )
-    elif task == "generation":
-        model.decoding(method, beam=args.beam, max_len=args.max_new_tokens or None,
-                       length_penalty=args.length_penalty, alpha=args.alpha, n_best=args.n_best,
-                       temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
-        outs = model.predict(inputs)
+    elif task.decodes_free:  # a generator turns each source into a new sequence
+        decoding = {"method": method, "beam": args.beam, "max_len": args.max_new_tokens or None,
+                    "length_penalty": args.length_penalty, "alpha": args.alpha, "n_best": args.n_best,
+                    "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "seed": args.seed}
+        outs = model.predict(inputs, decoding=decoding)
         if args.alignment:
             base = Path(args.alignment)
             for i, (x, y) in enumerate(zip(inputs, outs)):
@@ -142,7 +144,7 @@ def cmd_generate(args: argparse.Namespace, extra: list[str]) -> int:
                 written = model.save_alignment(x, out_path, target=y[0] if args.n_best > 1 else y)
                 print(f"[seqlab] attention heatmap: {written}", file=sys.stderr)
     else:
-        raise SeqlabError(f"{args.run} is a {task} model; generate needs a language model or an encoder-decoder")
+        raise SeqlabError(f"{args.run} is a {task.name} model; generate needs a language model or an encoder-decoder")
     for x, y in zip(inputs, outs):
         print(json.dumps({"input": x, "output": y}, ensure_ascii=False))
     return 0

@@ -35,25 +35,25 @@ class DemoJob:
 
 JOBS: tuple[DemoJob, ...] = (
     DemoJob("wnut16", "lstm", "f1",
-            {"bidirectional": True, "embedding_dim": 100, "hidden_size": 128, "dropout": 0.3, "word_dropout": 0.1},
+            {"bidirectional": True, "d_model": 100, "hidden_size": 128, "dropout": 0.3, "word_dropout": 0.1},
             {"epochs": 40, "batch_size": 16, "lr": 3e-3, "patience": 6, "warmup_steps": 50}, {}),
     DemoJob("wnut16", "hmm", "f1", {}, {}, {}, "HMM (TnT suffixes)"),
     DemoJob("wnut16", "crf", "f1", {"c1": 0.05, "c2": 0.05, "max_iterations": 100}, {}, {}, "feature CRF (L-BFGS)"),
     DemoJob("tweets", "gru", "accuracy",
-            {"bidirectional": True, "embedding_dim": 100, "hidden_size": 128, "dropout": 0.3, "word_dropout": 0.1,
+            {"bidirectional": True, "d_model": 100, "hidden_size": 128, "dropout": 0.3, "word_dropout": 0.1,
              "pooling": "max"},
             {"epochs": 10, "batch_size": 64, "lr": 2e-3, "patience": 2, "warmup_steps": 100}, {"max_len": 64}),
     DemoJob("shakespeare_char", "lstm", "bits_per_char",
-            {"embedding_dim": 128, "hidden_size": 384, "num_layers": 1, "dropout": 0.1},
+            {"d_model": 128, "hidden_size": 384, "num_layers": 1, "dropout": 0.1},
             {"epochs": 1, "max_steps": 500, "batch_size": 32, "lr": 4e-3, "warmup_steps": 50, "clip_norm": 1.0}, {"block_size": 128}),
     DemoJob("shakespeare_char", "mamba", "bits_per_char",
-            {"embedding_dim": 128, "num_layers": 2, "d_state": 16, "dropout": 0.0},
+            {"d_model": 128, "num_layers": 2, "d_state": 16, "dropout": 0.0},
             {"epochs": 1, "max_steps": 500, "batch_size": 32, "lr": 4e-3, "warmup_steps": 50, "clip_norm": 1.0},
             {"block_size": 128}, "Mamba (selective SSM)"),
     DemoJob("shakespeare_char", "ngram", "bits_per_char", {"order": 5, "smoothing": "kneser_ney"}, {}, {"block_size": 128},
             "5-gram (modified Kneser-Ney)"),
     DemoJob("cmudict", "transformer", "wer",
-            {"embedding_dim": 128, "n_heads": 4, "num_layers": 2, "decoder_layers": 2, "d_ff": 512, "dropout": 0.1,
+            {"d_model": 128, "n_heads": 4, "num_layers": 2, "decoder_layers": 2, "d_ff": 512, "dropout": 0.1,
              "positions": "sinusoidal"},
             {"epochs": 3, "batch_size": 64, "lr": 2e-3, "warmup_steps": 200, "patience": None}, {},
             "Transformer encoder-decoder"),
@@ -80,13 +80,13 @@ def run_demo(out: Path = Path("runs/demo"), budget: float = 90.0, jobs: tuple[De
         metrics = model.evaluate(ds.test)
         path = model.save(out / f"{job.dataset}-{job.family}" / "model")
         rows.append({
-            "task": ds.task, "model": job.name(),
+            "task": ds.task.name, "model": job.name(),
             "dataset": job.dataset, "metric": job.metric, "valid": valid[job.metric], "test": metrics[job.metric],
             "parameters": model.n_parameters, "train_s": seconds, "saved": str(path),
         })
-        if ds.task == "lm" and neural and lm is None:
+        if model.task.causal and neural and lm is None:  # a language model: sample from it below
             lm, lm_name = model, job.name()
-        if ds.task == "generation":
+        if model.task.decodes_free:  # a generator: show its outputs below
             g2p = (model, ds.test[:10])
     table = [(r["task"], r["model"], r["dataset"], r["metric"], f"{r['valid']:.4f}", f"{r['test']:.4f}",
               f"{r['parameters']:,}", f"{r['train_s']:.0f}s", r["saved"]) for r in rows]
@@ -97,7 +97,7 @@ def run_demo(out: Path = Path("runs/demo"), budget: float = 90.0, jobs: tuple[De
         print(f"\nA Shakespeare sample ({lm_name} char LM, temperature 0.8):\n\nROMEO.\n" + sample)
     if g2p is not None:
         model, examples = g2p
-        predicted = model.decoding("greedy").predict([ex["source"] for ex in examples])
+        predicted = model.predict([ex["source"] for ex in examples], decoding={"method": "greedy"})
         print("\nGrapheme to phoneme, test words (Transformer encoder-decoder, greedy):\n")
         print(format_table([("".join(ex["source"]), " ".join(p), " ".join(ex["target"]), "yes" if p == ex["target"] else "")
                             for ex, p in zip(examples, predicted)], ("word", "predicted", "gold", "right")))

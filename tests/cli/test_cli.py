@@ -39,7 +39,7 @@ def test_train_evaluate_predict_round_trip(tmp_path: Path, capsys: pytest.Captur
     cfg = tmp_path / "run.toml"
     cfg.write_text('[model]\nname = "gru"\nhidden_size = 16\n[train]\nepochs = 10\nbatch_size = 4\nlr = 0.02\nprogress = false\n')
     out = tmp_path / "run"
-    code = main(["train", str(data), "--task", "labeling", "--config", str(cfg), "--model.embedding_dim", "8",
+    code = main(["train", str(data), "--task", "labeling", "--config", str(cfg), "--model.d_model", "8",
                  "--model.bidirectional", "true", "--out", str(out)])
     assert code == 0
     trained = json.loads(capsys.readouterr().out)
@@ -94,7 +94,7 @@ def test_torchrun_training_saves_once(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", port,
            "-m", "seqlab.cli", "train", str(data), "--task", "labeling", "--model", "gru", "--out", str(out),
-           "--model.hidden_size", "8", "--model.embedding_dim", "8", "--train.epochs", "2", "--train.progress", "false"]
+           "--model.hidden_size", "8", "--model.d_model", "8", "--train.epochs", "2", "--train.progress", "false"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count('"run"') == 1  # only rank 0 reports and saves
@@ -126,13 +126,12 @@ def test_generate_decodes_from_an_encoder_decoder_and_an_lm(tmp_path: Path, caps
 
     pairs = reversal_pairs(120, 0, "abcd", 2, 4)
     model = seqlab.build("seq2seq", task="generation", attention="luong_general", input_feeding=False,
-                         embedding_dim=16, hidden_size=32, dropout=0.0,
+                         d_model=16, hidden_size=32, dropout=0.0,
                          train={"epochs": 15, "batch_size": 16, "lr": 1e-2, "progress": False, "patience": None})
     model.fit(pairs).save(tmp_path / "s2s")
     assert main(["generate", str(tmp_path / "s2s"), "--text", "abc", "--method", "beam", "--n-best", "2"]) == 0
     row = json.loads(capsys.readouterr().out)
-    assert row["input"] == "abc" and len(row["output"]) == 2 and row["output"][0] == model.decoding(
-        "beam", n_best=2).predict(["abc"])[0][0]
+    assert row["input"] == "abc" and len(row["output"]) == 2 and row["output"][0] == model.predict(["abc"], decoding={"method": "beam", "n_best": 2})[0][0]
     # sampling: seeded (same output twice), and temperature 0 is greedy
     sampled = []
     for _ in range(2):
@@ -141,7 +140,7 @@ def test_generate_decodes_from_an_encoder_decoder_and_an_lm(tmp_path: Path, caps
         sampled.append(json.loads(capsys.readouterr().out)["output"])
     assert sampled[0] == sampled[1]
     assert main(["generate", str(tmp_path / "s2s"), "--text", "abc", "--method", "sample", "--temperature", "0"]) == 0
-    assert json.loads(capsys.readouterr().out)["output"] == model.decoding("greedy").predict(["abc"])[0]
+    assert json.loads(capsys.readouterr().out)["output"] == model.predict(["abc"], decoding={"method": "greedy"})[0]
     assert main(["generate", str(tmp_path / "s2s"), "--text", "abc", "--text", "dab", "--alignment",
                  str(tmp_path / "al.png")]) == 0
     assert (tmp_path / "al-0.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "al-1.png").exists()

@@ -81,7 +81,7 @@ def _conll_examples(n: int) -> list[Ex]:
 def test_load_files_conll_txt_carves_missing_splits(tmp_path: Path) -> None:
     write_conll(tmp_path / "train.txt", _conll_examples(50))
     ds = load_files("labeling", tmp_path / "train.txt", seed=3)
-    assert (ds.name, ds.task, ds.info.size) == ("train", "labeling", "50 examples")
+    assert (ds.name, ds.task.name, ds.info.size) == ("train", "labeling", "50 examples")
     assert (len(ds.train), len(ds.valid), len(ds.test)) == (40, 5, 5)
     firsts = sorted(ex["tokens"][0] for ex in ds.train + ds.valid + ds.test)
     assert firsts == sorted(f"t{i}" for i in range(50))
@@ -183,7 +183,7 @@ def test_pydoc_real_loader() -> None:
     from pydoc_data.topics import topics
 
     ds = load("pydoc", seed=0)
-    assert (ds.task, ds.task_options) == ("lm", {"tokenizer": "word"})
+    assert (ds.task.name, ds.task.options) == ("lm", {"tokenizer": "word"})
     assert (len(ds.train), len(ds.valid), len(ds.test)) == (71, 4, 4)
     ids = _ids(ds.train) + _ids(ds.valid) + _ids(ds.test)
     assert sorted(ids) == sorted(topics) and len(set(ids)) == len(topics)
@@ -205,7 +205,7 @@ def test_wnut16_counts(wnut: Dataset) -> None:
     types = {t[2:] for s in sents for t in s["tags"] if t != "O"}
     assert len(types) == 10 and "geo-loc" in types
     assert (len(wnut.train), len(wnut.valid), len(wnut.test)) == (1916, 239, 239)
-    assert (wnut.task, wnut.task_options) == ("labeling", {"scheme": "IOB2"})
+    assert (wnut.task.name, wnut.task.options) == ("labeling", {"scheme": "IOB2"})
     assert wnut.info.size == "2,394 sentences, 46,469 tokens"
 
 

@@ -172,9 +172,11 @@ def test_tasks_sheet_context_matches_the_built_encoder(task: str) -> None:
         if task not in f.tasks or f.kind == "classical":
             continue
         word = serving_context(f, task)
-        small: dict[str, Any] = {"embedding_dim": 8, "num_layers": 2 if f.name == "hybrid" else 1}
-        if f.name in ("lstm", "gru", "elman", "transformer"):
+        small: dict[str, Any] = {"d_model": 8, "num_layers": 2 if f.name == "hybrid" else 1}
+        if f.name in ("lstm", "gru", "elman"):
             small["hidden_size"] = 8
+        if f.name == "transformer":
+            small["d_ff"] = 8
         if f.name in ("transformer", "hybrid"):
             small["n_heads"] = 2
         model = seqlab.build(f.name, task=task, **small).prepare(_tiny_data(task))

@@ -263,7 +263,7 @@ def _rnn_lm(cell: str = "lstm", **opts: Any) -> Any:
     import seqlab
 
     model = seqlab.build(cell if cell != "gru" else "gru", task="lm", task_options={"tokenizer": "char", "block_size": 16},
-                         embedding_dim=8, hidden_size=8, num_layers=2, dropout=0.0, **opts)
+                         d_model=8, hidden_size=8, num_layers=2, dropout=0.0, **opts)
     model.task.fit(LM_DOCS)
     model.module_ = model._build_module()
     with torch.no_grad():  # sharper random distributions: fewer near-ties

@@ -196,7 +196,7 @@ def test_bilstm_crf_learns_ner_and_round_trips(tmp_path) -> None:
 
     train, test = ner_set(150, 0), ner_set(40, 1)
     model = seqlab.build(
-        "lstm", task="labeling", bidirectional=True, head="crf", embedding_dim=16, hidden_size=16,
+        "lstm", task="labeling", bidirectional=True, head="crf", d_model=16, hidden_size=16,
         train={"epochs": 6, "batch_size": 16, "lr": 0.02, "progress": False, "patience": None},
     )
     model.fit(train)

@@ -22,7 +22,7 @@ from seqlab.models.hybrid import HybridConfig, HybridEncoder, HybridState, layer
 from seqlab.models.layers.attention import AttentionMask
 from seqlab.models.layers.positions import rope_angles
 from seqlab.models.mamba import MambaConfig, MambaEncoder, MambaLayer
-from seqlab.models.neural import NeuralModule
+from seqlab.models.network import EndsConfig, build_network
 from seqlab.models.sampling import RecurrentStepper, WindowStepper
 from seqlab.models.transformer import TransformerBlock
 from seqlab.tasks import make_task
@@ -31,7 +31,7 @@ from tests_support import assert_padding_invariant, assert_step_matches_forward
 DOCS = [{"text": "the cat sat on the mat"}, {"text": "a dog ran far away from the cat"}]
 CLS = [{"text": "the cat sat", "label": "a"}, {"text": "a dog ran far away", "label": "b"}]
 TAGS = [{"tokens": ["the", "cat", "sat"], "tags": ["O", "B-X", "O"]}, {"tokens": ["a", "dog"], "tags": ["O", "B-Y"]}]
-MAMBA_TINY: dict[str, Any] = {"embedding_dim": 8, "hidden_size": 8, "d_state": 4, "dropout": 0.0}
+MAMBA_TINY: dict[str, Any] = {"d_model": 8, "d_state": 4, "dropout": 0.0}
 TINY: dict[str, Any] = {**MAMBA_TINY, "n_heads": 2}
 def _encoder(causal: bool, **kw: Any) -> HybridEncoder:
     torch.manual_seed(0)
@@ -56,9 +56,9 @@ def test_config_errors() -> None:
         HybridConfig(attention_every=1)
     HybridConfig(attention_every=1, positions="rope")  # a plain Transformer stack with RoPE is fine
     with pytest.raises(ConfigError, match="multiple of n_heads"):
-        HybridConfig(embedding_dim=10, n_heads=4)
+        HybridConfig(d_model=10, n_heads=4)
     with pytest.raises(ConfigError, match="even head width"):
-        HybridConfig(embedding_dim=12, n_heads=4, positions="rope")
+        HybridConfig(d_model=12, n_heads=4, positions="rope")
     with pytest.raises(ConfigError, match="dropout"):
         HybridConfig(dropout=1.0)
 
@@ -110,7 +110,7 @@ def test_padding_never_changes_real_outputs(task_name: str, data: list, selectiv
     task = make_task(task_name, {"tokenizer": "word"} if task_name in ("lm", "mlm") else None).fit(data)
     cfg = HybridConfig(**TINY, num_layers=2, selective=selective, causal=task.causal)
     torch.manual_seed(0)
-    module = NeuralModule(task, cfg, HybridEncoder).eval()
+    module = build_network(task, cfg, EndsConfig(), HybridEncoder).eval()
     assert module.encoder.causal == task.causal
     items = task.encode(data).items
     batch = task.collate(items, torch.Generator().manual_seed(0))
@@ -210,7 +210,7 @@ def test_cli_trains_predicts_and_loads_a_hybrid(tmp_path: Path, capsys: pytest.C
     data = tmp_path / "ner.conll"
     write_conll(data, sents)
     out = tmp_path / "run"
-    code = main(["train", str(data), "--task", "labeling", "--model", "hybrid", "--model.embedding_dim", "8",
+    code = main(["train", str(data), "--task", "labeling", "--model", "hybrid", "--model.d_model", "8",
                  "--model.d_state", "4", "--model.n_heads", "2", "--model.num_layers", "3", "--model.attention_every", "3",
                  "--model.selective", "false", "--model.dropout", "0", "--train.epochs", "2", "--train.batch_size", "8",
                  "--train.progress", "false", "--out", str(out)])

@@ -20,14 +20,14 @@ from seqlab.models.mamba import (
     MambaMixer,
     reverse_within_length,
 )
-from seqlab.models.neural import NeuralModule
+from seqlab.models.network import EndsConfig, build_network
 from seqlab.tasks import make_task
 from tests_support import assert_padding_invariant, assert_step_matches_forward
 
 DOCS = [{"text": "the cat sat on the mat"}, {"text": "a dog ran"}]
 CLS = [{"text": "the cat sat", "label": "a"}, {"text": "a dog ran far away", "label": "b"}]
 TAGS = [{"tokens": ["the", "cat", "sat"], "tags": ["O", "B-X", "O"]}, {"tokens": ["a", "dog"], "tags": ["O", "B-Y"]}]
-TINY: dict[str, Any] = {"embedding_dim": 8, "hidden_size": 8, "d_state": 4, "num_layers": 2, "dropout": 0.0}
+TINY: dict[str, Any] = {"d_model": 8, "d_state": 4, "num_layers": 2, "dropout": 0.0}
 
 
 @pytest.mark.parametrize("selective", [True, False])
@@ -36,7 +36,7 @@ def test_padding_never_changes_real_outputs(selective: bool, task_name: str, dat
     task = make_task(task_name, {"tokenizer": "word"} if task_name in ("lm", "mlm") else None).fit(data)
     cfg = MambaConfig(**TINY, selective=selective, causal=task.causal)
     torch.manual_seed(0)
-    module = NeuralModule(task, cfg, MambaEncoder).eval()
+    module = build_network(task, cfg, EndsConfig(), MambaEncoder).eval()
     items = task.encode(data).items
     batch = task.collate(items, torch.Generator().manual_seed(0))
     assert task_name in ("lm", "mlm") or not batch["mask"].all()  # rows of different lengths
@@ -117,7 +117,7 @@ def test_lti_ablation_is_a_convolution() -> None:
 
 def test_paper_initialisation() -> None:
     torch.manual_seed(0)
-    mixer = MambaMixer(MambaConfig(embedding_dim=32, d_state=16), 32)
+    mixer = MambaMixer(MambaConfig(d_model=32, d_state=16), 32)
     assert mixer.rank == 2 and mixer.inner == 64  # ceil(32 / 16), expand 2
     torch.testing.assert_close(-torch.exp(mixer.A_log), -torch.arange(1.0, 17.0).expand(64, 16))
     dt = torch.nn.functional.softplus(mixer.dt_proj.bias.detach())
@@ -152,7 +152,7 @@ def test_cli_trains_a_bidirectional_mamba_tagger(tmp_path: Path, capsys: pytest.
     data = tmp_path / "ner.conll"
     write_conll(data, sents)
     out = tmp_path / "run"
-    code = main(["train", str(data), "--task", "labeling", "--model", "mamba", "--model.embedding_dim", "8",
+    code = main(["train", str(data), "--task", "labeling", "--model", "mamba", "--model.d_model", "8",
                  "--model.d_state", "4", "--model.num_layers", "1", "--model.selective", "false", "--model.dropout", "0",
                  "--train.epochs", "10", "--train.lr", "0.02", "--train.batch_size", "4", "--train.progress", "false", "--out", str(out)])
     assert code == 0

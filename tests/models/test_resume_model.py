@@ -14,7 +14,7 @@ import seqlab
 from tests_support import ner_data, reversal_pairs
 
 TRAIN = {"epochs": 3, "batch_size": 4, "lr": 5e-3, "patience": None, "progress": False, "warmup_steps": 3}
-MODEL = {"embedding_dim": 8, "hidden_size": 8, "dropout": 0.2, "word_dropout": 0.2, "bidirectional": True}
+MODEL = {"d_model": 8, "hidden_size": 8, "dropout": 0.2, "word_dropout": 0.2, "bidirectional": True}
 
 
 def _steps(run: Path) -> list[tuple[int, float]]:
@@ -67,7 +67,7 @@ def test_scheduled_sampling_run_resumes_exactly(tmp_path: Path, monkeypatch: pyt
     those coins from the checkpointed RNG: an interrupted fit resumes to the same numbers."""
 
     pairs = reversal_pairs(24, 0, "abcd", 2, 4)
-    model_cfg = {"embedding_dim": 8, "hidden_size": 8, "dropout": 0.1, "attention": "bahdanau",
+    model_cfg = {"d_model": 8, "hidden_size": 8, "dropout": 0.1, "attention": "bahdanau",
                  "teacher_forcing": 0.6, "scheduled_sampling": "linear", "schedule_k": 1.0, "schedule_c": 0.02,
                  "own_prediction": "sample"}
     full = seqlab.build("seq2seq", task="generation", train=TRAIN, **model_cfg).fit(pairs, run_dir=tmp_path / "a")
@@ -98,7 +98,7 @@ def test_a_resampled_fit_trains_each_epoch_on_its_draw_and_resumes_exactly(
 ) -> None:
     from seqlab.data.synthetic import Resampled
 
-    cfg = dict(embedding_dim=8, hidden_size=8, pooling="last", bidirectional=False)
+    cfg = dict(d_model=8, hidden_size=8, pooling="last", bidirectional=False)
     # the same data every epoch: exactly the fit on the plain list
     seqlab.build("lstm", task="classification", train=TRAIN, **cfg).fit(_induction(0), run_dir=tmp_path / "f")
     same = seqlab.build("lstm", task="classification", train=TRAIN, **cfg)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from seqlab.models.heads import masked_max, masked_mean
-from seqlab.models.neural import NeuralModule
+from seqlab.models.network import EndsConfig, build_network
 from seqlab.models.rnn import RNNConfig, RNNEncoder
 from seqlab.tasks import make_task
 from tests_support import assert_padding_invariant, pad_batch, real_rows
@@ -26,9 +26,9 @@ CASES = [(cell, bi, layers) for cell in ("lstm", "gru", "elman") for bi in (Fals
 def test_padding_never_changes_real_outputs(cell: str, bi: bool, layers: int, task_name: str, data: list) -> None:
     task = make_task(task_name).fit(data)
     for pooling in (("last", "mean", "max", "attention") if task_name == "classification" else ("last",)):
-        cfg = RNNConfig(cell=cell, bidirectional=bi, num_layers=layers, embedding_dim=8, hidden_size=6, pooling=pooling)
+        cfg = RNNConfig(cell=cell, bidirectional=bi, num_layers=layers, d_model=8, hidden_size=6)
         torch.manual_seed(0)
-        module = NeuralModule(task, cfg, RNNEncoder).eval()
+        module = build_network(task, cfg, EndsConfig(pooling=pooling), RNNEncoder).eval()
         batch = task.collate(task.encode(data).items, torch.Generator().manual_seed(0))
         assert_padding_invariant(module, batch)
 
@@ -37,7 +37,7 @@ def test_padding_never_changes_real_outputs(cell: str, bi: bool, layers: int, ta
 def test_causal_lm_does_not_see_the_future(cell: str) -> None:
     task = make_task("lm", {"tokenizer": "char"}).fit(DOCS)
     torch.manual_seed(0)
-    module = NeuralModule(task, RNNConfig(cell=cell, embedding_dim=8, hidden_size=8), RNNEncoder).eval()
+    module = build_network(task, RNNConfig(cell=cell, d_model=8, hidden_size=8), EndsConfig(), RNNEncoder).eval()
     ids = torch.randint(5, task.input_size, (1, 10))
     mask = torch.ones_like(ids, dtype=torch.bool)
     out = module({"input_ids": ids, "mask": mask})
@@ -50,15 +50,15 @@ def test_causal_lm_does_not_see_the_future(cell: str) -> None:
 
 def test_lm_head_is_tied_and_step_matches_forward() -> None:
     task = make_task("lm", {"tokenizer": "char"}).fit(DOCS)
-    module = NeuralModule(task, RNNConfig(embedding_dim=8, hidden_size=12), RNNEncoder).eval()
-    assert module.head.out.weight is module.embed.weight
+    module = build_network(task, RNNConfig(d_model=8, hidden_size=12), EndsConfig(), RNNEncoder).eval()
+    assert module.head.out.weight is module.frontend.embed.weight
     ids = torch.randint(5, task.input_size, (2, 7))
     mask = torch.ones_like(ids, dtype=torch.bool)
-    full = module.encoder(module.embed(ids), mask)
+    full = module.encoder(module.frontend.embed(ids), mask)
     state = None
     steps = []
     for t in range(7):
-        h, state = module.encoder.step(module.embed(ids[:, t : t + 1]), state)
+        h, state = module.encoder.step(module.frontend.embed(ids[:, t : t + 1]), state)
         steps.append(h)
     torch.testing.assert_close(torch.cat(steps, 1), full, rtol=1e-5, atol=1e-6)
 
@@ -82,7 +82,7 @@ def test_masked_pooling() -> None:
 def test_char_features_padding_invariant_and_saved(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import seqlab
 
-    model = seqlab.build("lstm", task="labeling", bidirectional=True, embedding_dim=8, hidden_size=8,
+    model = seqlab.build("lstm", task="labeling", bidirectional=True, d_model=8, hidden_size=8,
                          char_filters=6, char_dim=5, train={"epochs": 2, "batch_size": 2, "progress": False})
     model.fit(TAGS)
     task = model.task

@@ -24,7 +24,7 @@ PAIRS = [([5, 6, 7, 8, 9], [7, 8, 9]), ([6, 5], [5, 6, 6, 7]), ([9, 8, 7], [8])]
 
 
 def _module(attention: str, cell: str = "gru", **kw: Any) -> Seq2SeqModule:
-    cfg = Seq2SeqConfig(cell=cell, attention=attention, embedding_dim=8, hidden_size=6, num_layers=2,
+    cfg = Seq2SeqConfig(cell=cell, attention=attention, d_model=8, hidden_size=6, num_layers=2,
                         dropout=0.0, **kw)
     return Seq2SeqModule(cfg, 11, 12).eval()
 
@@ -337,7 +337,7 @@ def _reverse_data(n: int, lo: int, hi: int, gen: torch.Generator) -> list[tuple[
 
 def _train_reverse(attention: str, steps: int) -> float:
     gen = torch.Generator().manual_seed(0)
-    cfg = Seq2SeqConfig(attention=attention, embedding_dim=16, hidden_size=32, dropout=0.0, input_feeding=False)
+    cfg = Seq2SeqConfig(attention=attention, d_model=16, hidden_size=32, dropout=0.0, input_feeding=False)
     module = Seq2SeqModule(cfg, 11, 11)
     opt = torch.optim.Adam(module.parameters(), lr=5e-3)
     for _ in range(steps):
@@ -378,7 +378,7 @@ def test_trains_on_the_generation_task_batches() -> None:
                                                      generator=gen).tolist()) for _ in range(64)]
     data = [{"source": list(w), "target": list(w[::-1])} for w in words]
     task = make_task("generation").fit(data)
-    cfg = Seq2SeqConfig(attention="bahdanau", cell="lstm", embedding_dim=16, hidden_size=32, dropout=0.0)
+    cfg = Seq2SeqConfig(attention="bahdanau", cell="lstm", d_model=16, hidden_size=32, dropout=0.0)
     module = Seq2SeqModule(cfg, task.input_size, task.output_size)
     opt = torch.optim.Adam(module.parameters(), lr=1e-2)
     items = task.encode(data).items

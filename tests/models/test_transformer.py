@@ -10,7 +10,8 @@ from seqlab.errors import ConfigError, SeqlabError
 from seqlab.inference.decoding import sample_logits
 from seqlab.models.layers.attention import AttentionMask, make_attention_mask
 from seqlab.models.layers.moe import MoEFeedForward
-from seqlab.models.neural import NeuralModule
+from seqlab.models.network import EndsConfig, Network, build_network
+from seqlab.models.neural import NeuralModel
 from seqlab.models.transformer import (
     TransformerConfig,
     TransformerDecoderBlock,
@@ -27,7 +28,7 @@ TAGS = [{"tokens": ["the", "cat", "sat"], "tags": ["O", "B-X", "O"]}, {"tokens":
 
 
 def _cfg(**kw: object) -> TransformerConfig:
-    base: dict = {"embedding_dim": 8, "n_heads": 2, "num_layers": 2, "hidden_size": 12, "dropout": 0.0}
+    base: dict = {"d_model": 8, "n_heads": 2, "num_layers": 2, "d_ff": 12, "dropout": 0.0}
     return TransformerConfig(**{**base, **kw})
 
 
@@ -68,8 +69,8 @@ def test_fast_path_equals_reference(positions: str, causal: bool, moe: int) -> N
 def test_padding_never_changes_real_outputs(positions: str, task_name: str, data: list) -> None:
     task = make_task(task_name, {"block_size": 8} if task_name in ("lm", "mlm") else None).fit(data)
     torch.manual_seed(0)
-    cfg = _cfg(positions=positions, causal=None, moe_experts=2, pooling="mean")
-    module = NeuralModule(task, cfg, TransformerEncoder).eval()
+    cfg = _cfg(positions=positions, causal=None, moe_experts=2)
+    module = build_network(task, cfg, EndsConfig(pooling="mean"), TransformerEncoder).eval()
     batch = task.collate(task.encode(data).items, torch.Generator().manual_seed(0))
     assert_padding_invariant(module, batch, fills=(0, 7), atol=1e-5)  # <pad>, or a real token id
 
@@ -108,7 +109,7 @@ def test_causal_encoder_does_not_see_the_future(positions: str) -> None:
 
 def _lm_model(positions: str, moe: int = 0) -> seqlab.models.neural.NeuralModel:
     model = seqlab.build("transformer", task="lm", task_options={"tokenizer": "char", "block_size": 16},
-                         embedding_dim=16, n_heads=2, num_layers=2, hidden_size=24, dropout=0.0,
+                         d_model=16, n_heads=2, num_layers=2, d_ff=24, dropout=0.0,
                          positions=positions, max_len=64, moe_experts=moe, moe_top_k=min(2, moe) or 1)
     model.task.fit(DOCS)
     model.module_ = model._build_module()
@@ -143,14 +144,14 @@ def test_cached_decoding_equals_full_recomputation(positions: str, temperature: 
             seq.append(_pick(logits[:, -1], seq[-1], temperature, gen))
         # cached: prefill the prompt, then one token at a time
         gen = torch.Generator().manual_seed(3)
-        h, state = module.encoder.step(module.embed(torch.tensor([prompt])), None)
+        h, state = module.encoder.step(module.frontend.embed(torch.tensor([prompt])), None)
         cached = list(prompt)
         hs = [h]
         for _ in range(n):
             cached.append(_pick(module.head(h[:, -1:], None)[:, -1], cached[-1], temperature, gen))
-            h, state = module.encoder.step(module.embed(torch.tensor([cached[-1:]])), state)
+            h, state = module.encoder.step(module.frontend.embed(torch.tensor([cached[-1:]])), state)
             hs.append(h)
-        full_h = module.encoder(module.embed(torch.tensor([cached])), torch.ones(1, len(cached), dtype=torch.bool))
+        full_h = module.encoder(module.frontend.embed(torch.tensor([cached])), torch.ones(1, len(cached), dtype=torch.bool))
     assert cached == seq
     assert len(set(seq[len(prompt):])) > 2, "decoding degenerated; the test would be too weak"
     torch.testing.assert_close(torch.cat(hs, 1)[:, : len(cached)], full_h, rtol=1e-4, atol=1e-4)
@@ -159,11 +160,11 @@ def test_cached_decoding_equals_full_recomputation(positions: str, temperature: 
 class _CachedStepper:
     """Beam-search stepper over the KV cache: one new token per row and step."""
 
-    def __init__(self, module: NeuralModule) -> None:
+    def __init__(self, module: Network) -> None:
         self.module = module
 
     def step(self, tokens: torch.Tensor, state: object) -> tuple[torch.Tensor, object]:
-        h, state = self.module.encoder.step(self.module.embed(tokens[:, None]), state)  # (N, 1, D)
+        h, state = self.module.encoder.step(self.module.frontend.embed(tokens[:, None]), state)  # (N, 1, D)
         return self.module.head(h, None)[:, -1], state
 
     def reorder(self, state: object, index: torch.Tensor) -> object:
@@ -191,7 +192,7 @@ def test_cached_beam_search_equals_full_recomputation(positions: str) -> None:
     module = _lm_model(positions)
     prompts = torch.tensor([[5, 9, 7], [6, 6, 8]])
     with torch.no_grad():
-        _, state = module.encoder.step(module.embed(prompts[:, :-1]), None)
+        _, state = module.encoder.step(module.frontend.embed(prompts[:, :-1]), None)
         cached = beam_search(_CachedStepper(module), prompts[:, -1], state, 12, None, beam=3, n_best=3)
         full = beam_search(_FullStepper(module), prompts[:, -1], prompts[:, :-1], 12, None, beam=3, n_best=3)
     for row_c, row_f in zip(cached, full):
@@ -203,7 +204,7 @@ def test_cached_beam_search_equals_full_recomputation(positions: str) -> None:
 
 def test_generate_uses_the_cache_and_learned_positions_stop_at_max_len() -> None:
     model = seqlab.build("transformer", task="lm", task_options={"tokenizer": "char", "block_size": 16},
-                         embedding_dim=8, n_heads=2, num_layers=1, positions="learned", max_len=12, dropout=0.0)
+                         d_model=8, n_heads=2, num_layers=1, positions="learned", max_len=12, dropout=0.0)
     model.task.fit(DOCS)
     model.module_ = model._build_module()
     assert len(model.generate(["the"], max_new_tokens=5, temperature=0.0)) == 1
@@ -247,9 +248,8 @@ def test_moe_loss_is_set_and_reaches_the_gradients() -> None:
     for weight in (0.0, 1.0):
         cfg = _cfg(causal=None, moe_experts=3, moe_top_k=1, moe_loss_weight=weight)
         torch.manual_seed(0)
-        module = NeuralModule(task, cfg, TransformerEncoder)
-        model = seqlab.models.neural.NeuralModel("transformer", task, cfg, TransformerEncoder)
-        total, _ = model._loss(module, batch)
+        module = build_network(task, cfg, EndsConfig(), TransformerEncoder)
+        total, _ = NeuralModel._loss(module, batch)
         aux = module.encoder.aux_loss
         assert aux is not None and aux.item() == pytest.approx(
             weight * sum(_block_aux(b, module, batch) for b in range(cfg.num_layers)), rel=1e-5)
@@ -258,7 +258,7 @@ def test_moe_loss_is_set_and_reaches_the_gradients() -> None:
     assert not torch.allclose(grads[0], grads[1])
 
 
-def _block_aux(i: int, module: NeuralModule, batch: dict) -> float:
+def _block_aux(i: int, module: Network, batch: dict) -> float:
     """Balancing loss of block i recomputed from its router's choices on the block's input."""
     captured: dict = {}
     ffn = module.encoder.blocks[i].ffn
@@ -277,7 +277,7 @@ def _block_aux(i: int, module: NeuralModule, batch: dict) -> float:
 def test_tiny_moe_model_trains() -> None:
     text = [{"text": "abcabcabcabc abcabc abcabcabc " * 2}]
     model = seqlab.build("transformer", task="lm", task_options={"tokenizer": "char", "block_size": 16},
-                         embedding_dim=16, n_heads=2, num_layers=1, moe_experts=4, moe_top_k=2, dropout=0.0,
+                         d_model=16, n_heads=2, num_layers=1, moe_experts=4, moe_top_k=2, dropout=0.0,
                          train={"epochs": 30, "batch_size": 4, "lr": 1e-2, "progress": False, "patience": None})
     model.fit(text)
     losses = [h["train_loss"] for h in model.result_.history]
@@ -287,7 +287,7 @@ def test_tiny_moe_model_trains() -> None:
 
 def test_mlm_pretraining_transfers_into_a_classifier() -> None:
     train = {"epochs": 2, "batch_size": 4, "progress": False}
-    shape = {"embedding_dim": 16, "n_heads": 2, "num_layers": 1, "hidden_size": 16, "positions": "learned", "max_len": 32}
+    shape = {"d_model": 16, "n_heads": 2, "num_layers": 1, "d_ff": 16, "positions": "learned", "max_len": 32}
     pre = seqlab.build("transformer", task="mlm", task_options={"block_size": 8}, train=train, **shape)
     pre.fit(DOCS)
     clf = seqlab.build("transformer", task="classification", train=train, **shape)
@@ -299,16 +299,16 @@ def test_mlm_pretraining_transfers_into_a_classifier() -> None:
     words = "the cat sat".split()
     pre.module.eval()
     clf.module.eval()
-    a = pre.module.encoder(pre.module.embed(torch.tensor([src_vocab.encode(words)])), torch.ones(1, 3, dtype=torch.bool))
-    b = clf.module.encoder(clf.module.embed(torch.tensor([dst_vocab.encode(words)])), torch.ones(1, 3, dtype=torch.bool))
+    a = pre.module.encoder(pre.module.frontend.embed(torch.tensor([src_vocab.encode(words)])), torch.ones(1, 3, dtype=torch.bool))
+    b = clf.module.encoder(clf.module.frontend.embed(torch.tensor([dst_vocab.encode(words)])), torch.ones(1, 3, dtype=torch.bool))
     torch.testing.assert_close(a, b)
     zebra = dst_vocab.stoi["zebra"]  # unseen in pretraining: keeps its fresh row
-    assert not any(torch.equal(clf.module.embed.weight[zebra], r) for r in pre.module.embed.weight)
+    assert not any(torch.equal(clf.module.frontend.embed.weight[zebra], r) for r in pre.module.frontend.embed.weight)
     before = {k: v.clone() for k, v in clf.module.encoder.state_dict().items()}
     clf.fit(data)  # fine-tunes from the transferred weights (no rebuild)
     assert any(not torch.equal(before[k], v) for k, v in clf.module.encoder.state_dict().items())
-    other = seqlab.build("transformer", task="classification", train=train, embedding_dim=16, n_heads=2,
-                         num_layers=2, hidden_size=16)
+    other = seqlab.build("transformer", task="classification", train=train, d_model=16, n_heads=2,
+                         num_layers=2, d_ff=16)
     with pytest.raises(ConfigError, match="encoders differ"):
         transfer_encoder(pre, other, data)
     with pytest.raises(SeqlabError, match="train="):
@@ -316,8 +316,8 @@ def test_mlm_pretraining_transfers_into_a_classifier() -> None:
 
 
 @pytest.mark.parametrize("kw,match", [
-    ({"positions": "relative"}, "positions"), ({"embedding_dim": 10, "n_heads": 4}, "multiple"),
-    ({"embedding_dim": 6, "n_heads": 2, "positions": "rope"}, "even"), ({"d_ff": 8, "hidden_size": 9}, "set one"),
+    ({"positions": "relative"}, "positions"), ({"d_model": 10, "n_heads": 4}, "multiple"),
+    ({"d_model": 6, "n_heads": 2, "positions": "rope"}, "even"), ({"hidden_size": 9}, "now d_ff"), ({"embedding_dim": 8}, "now d_model"),
     ({"moe_experts": 2, "moe_top_k": 3}, "moe_top_k"), ({"dropout": 1.0}, "dropout"), ({"n_head": 2}, "n_head"),
 ])
 def test_bad_configuration_is_a_clear_error(kw: dict, match: str) -> None:
@@ -326,8 +326,7 @@ def test_bad_configuration_is_a_clear_error(kw: dict, match: str) -> None:
 
 
 def test_feed_forward_width() -> None:
-    assert TransformerConfig(embedding_dim=8).ff_width == 32
-    assert TransformerConfig(hidden_size=5).ff_width == 5
+    assert TransformerConfig(d_model=8).ff_width == 32
     assert TransformerConfig(d_ff=7).ff_width == 7
 
 

@@ -19,8 +19,8 @@ SCHEMES = ["none", "sinusoidal", "learned", "rope", "alibi"]
 
 def _module(positions: str, **kw: object) -> TransformerSeq2Seq:
     torch.manual_seed(0)
-    cfg = TransformerConfig(embedding_dim=16, n_heads=2, num_layers=2, decoder_layers=kw.pop("decoder_layers", 1),  # type: ignore[arg-type]
-                            hidden_size=24, dropout=0.0, positions=positions, **kw)  # type: ignore[arg-type]
+    cfg = TransformerConfig(d_model=16, n_heads=2, num_layers=2, decoder_layers=kw.pop("decoder_layers", 1),  # type: ignore[arg-type]
+                            d_ff=24, dropout=0.0, positions=positions, **kw)  # type: ignore[arg-type]
     return TransformerSeq2Seq(cfg, src_vocab_size=11, tgt_vocab_size=13).eval()
 
 
@@ -115,8 +115,8 @@ def test_padded_source_positions_are_never_attended() -> None:
 
 @pytest.fixture(scope="module")
 def model():  # noqa: ANN201
-    m = seqlab.build("transformer", task="generation", embedding_dim=32, n_heads=4, num_layers=2, decoder_layers=2,
-                     hidden_size=64, dropout=0.0, positions="learned",
+    m = seqlab.build("transformer", task="generation", d_model=32, n_heads=4, num_layers=2, decoder_layers=2,
+                     d_ff=64, dropout=0.0, positions="learned",
                      train={"epochs": 15, "batch_size": 16, "lr": 5e-3, "progress": False, "patience": None})
     return m.fit(reversal_pairs(400, 0))
 
@@ -125,21 +125,21 @@ def test_learns_to_reverse_through_the_model_api(model, tmp_path: Path) -> None:
     metrics = model.evaluate(reversal_pairs(40, 1))
     assert metrics["exact_match"] >= 0.8, metrics
     inputs = [list("abc"), list("fed")]
-    greedy_out = model.decoding("greedy").predict(inputs)
-    beam_out = model.decoding("beam", beam=4, n_best=2).predict(inputs)
+    greedy_out = model.predict(inputs, decoding={"method": "greedy"})
+    beam_out = model.predict(inputs, decoding={"method": "beam", "beam": 4, "n_best": 2})
     assert [row[0] for row in beam_out] == greedy_out == [list("cba"), list("def")]
     loaded = seqlab.load(model.save(tmp_path / "m"))
-    assert loaded.decoding("greedy").predict(inputs) == greedy_out
-    assert loaded.evaluate(reversal_pairs(40, 1)) == pytest.approx(model.decoding("greedy").evaluate(reversal_pairs(40, 1)))
+    assert loaded.predict(inputs, decoding={"method": "greedy"}) == greedy_out
+    assert loaded.evaluate(reversal_pairs(40, 1)) == pytest.approx(model.evaluate(reversal_pairs(40, 1), decoding={"method": "greedy"}))
 
 
 def test_sampling_is_reproducible_and_temperature_zero_is_greedy(model) -> None:
     inputs = [list("abcde"), list("ffa")]
-    greedy_out = model.decoding("greedy").predict(inputs)
-    assert model.decoding("sample", temperature=0.0).predict(inputs) == greedy_out
-    a = model.decoding("sample", temperature=2.0, seed=3).predict(inputs * 4)
-    b = model.decoding("sample", temperature=2.0, seed=3).predict(inputs * 4)
-    c = model.decoding("sample", temperature=2.0, seed=4).predict(inputs * 4)
+    greedy_out = model.predict(inputs, decoding={"method": "greedy"})
+    assert model.predict(inputs, decoding={"method": "sample", "temperature": 0.0}) == greedy_out
+    a = model.predict(inputs * 4, decoding={"method": "sample", "temperature": 2.0, "seed": 3})
+    b = model.predict(inputs * 4, decoding={"method": "sample", "temperature": 2.0, "seed": 3})
+    c = model.predict(inputs * 4, decoding={"method": "sample", "temperature": 2.0, "seed": 4})
     assert a == b and a != c  # the seed decides the draws
     batch = model.task.collate(model.task.encode_inputs(inputs))
     module = model.module.eval()
@@ -147,7 +147,18 @@ def test_sampling_is_reproducible_and_temperature_zero_is_greedy(model) -> None:
     with torch.no_grad():  # top_k=1 sampling is greedy whatever the temperature
         hyps = sample(module, start, module.start(batch), 12, model.task.eos_id, temperature=5.0, top_k=1)
     assert model.task.decode_ids([h.tokens for h in hyps]) == greedy_out
-    model.decoding("greedy")
+
+
+def test_default_decoding_is_saved_with_the_model(tmp_path) -> None:
+    """build(decoding=...) sets the model's default, which save/load keeps; a call may override it."""
+    model = seqlab.build("transformer", task="generation", decoding={"method": "beam", "beam": 3, "n_best": 2},
+                         d_model=16, n_heads=2, num_layers=1, train={"epochs": 1, "progress": False})
+    model.fit(reversal_pairs(16, 0))
+    inputs = [list("abc")]
+    loaded = seqlab.load(model.save(tmp_path / "m"))
+    assert loaded.decoding == model.decoding and loaded.decoding.beam == 3
+    assert len(loaded.predict(inputs)[0]) == 2  # n_best = 2 from the saved default
+    assert loaded.predict(inputs, decoding={"method": "greedy", "n_best": 1}) == model.predict(inputs, decoding={"n_best": 1, "method": "greedy"})
 
 
 def test_mixture_of_experts_loss_covers_both_stacks() -> None:
@@ -160,7 +171,7 @@ def test_mixture_of_experts_loss_covers_both_stacks() -> None:
 
 def test_configuration_errors() -> None:
     with pytest.raises(ConfigError, match="share_embeddings"):
-        TransformerSeq2Seq(TransformerConfig(embedding_dim=8, n_heads=2, share_embeddings=True), 10, 12)
+        TransformerSeq2Seq(TransformerConfig(d_model=8, n_heads=2, share_embeddings=True), 10, 12)
     with pytest.raises(ConfigError, match="memory"):
         _module("none").decoder(torch.randn(1, 2, 16), torch.ones(1, 2, dtype=torch.bool))
     with pytest.raises(ConfigError, match="decoder_layers"):

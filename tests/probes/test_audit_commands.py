@@ -21,7 +21,7 @@ def test_commands_on_a_saved_run(tmp_path, capsys) -> None:
     path = tmp_path / "data.jsonl"
     path.write_text("".join(json.dumps(ex) + "\n" for ex in data), encoding="utf-8")
     run = tmp_path / "run"
-    model = seqlab.build("gru", "classification", hidden_size=8, embedding_dim=8).prepare(data)
+    model = seqlab.build("gru", "classification", hidden_size=8, d_model=8).prepare(data)
     model.save(run / "model")
     write_json(run / "run.json", {"dataset": str(path), "task": "classification", "seed": 0})
     assert set(COMMANDS) == {"padding", "truncation", "exposure", "long-range", "length"}

@@ -10,6 +10,7 @@ import seqlab
 from seqlab.errors import ConfigError
 from seqlab.probes.audits import padding_audit, truncation_audit
 from seqlab.probes.examples import minimal_pairs, sense_pairs, short_and_long
+from seqlab.tasks import make_task
 from tests_support import ner_data, reversal_pairs
 
 NER = ner_data(12)
@@ -17,10 +18,10 @@ CLS = [{"tokens": ex["tokens"], "label": "loc" if "B-LOC" in ex["tags"] else "no
 LM = [{"tokens": ex["tokens"]} for ex in NER]
 DATA = {"classification": CLS, "labeling": NER, "lm": LM}
 TINY = {
-    "lstm": {"hidden_size": 8, "embedding_dim": 8}, "gru": {"hidden_size": 8, "embedding_dim": 8},
-    "elman": {"hidden_size": 8, "embedding_dim": 8},
-    "transformer": {"embedding_dim": 8, "n_heads": 2, "num_layers": 1, "d_ff": 16},
-    "mamba": {"embedding_dim": 8, "num_layers": 1}, "hybrid": {"embedding_dim": 8, "num_layers": 2},
+    "lstm": {"hidden_size": 8, "d_model": 8}, "gru": {"hidden_size": 8, "d_model": 8},
+    "elman": {"hidden_size": 8, "d_model": 8},
+    "transformer": {"d_model": 8, "n_heads": 2, "num_layers": 1, "d_ff": 16},
+    "mamba": {"d_model": 8, "num_layers": 1}, "hybrid": {"d_model": 8, "num_layers": 2},
 }
 INPUTS = [ex["tokens"] for ex in NER[:4]]
 
@@ -49,7 +50,7 @@ def test_crf_head_and_encoder_decoders_are_padding_invariant() -> None:
     assert audit.passed and audit.max_change[1][0] <= 1e-5, str(audit)
     assert [r.split(":")[0] for r in audit.refused] == ["left +1", "left +4", "left +16"]
     pairs = reversal_pairs(8)
-    for family, opts in (("seq2seq", {"hidden_size": 8, "embedding_dim": 8}), ("transformer", TINY["transformer"])):
+    for family, opts in (("seq2seq", {"hidden_size": 8, "d_model": 8}), ("transformer", TINY["transformer"])):
         model = seqlab.build(family, "generation", **opts).prepare(pairs)
         audit = padding_audit(model, pairs[:3], extra=(2, 7))
         assert audit.passed, str(audit)
@@ -66,6 +67,9 @@ class MeanPoolAll(nn.Module):
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.head(self.embed(batch["input_ids"]).mean(1))  # (B, C), mask ignored
+
+    def probabilities(self, output: torch.Tensor, batch: dict, differentiable: bool = False) -> torch.Tensor:
+        return output.float().softmax(-1)  # the network protocol's probabilities: (B, C)
 
 
 def test_broken_module_is_reported_with_its_size() -> None:
@@ -117,7 +121,7 @@ def test_padding_audit_rejects_bad_arguments() -> None:
 
 # --- truncation: models whose prediction is known by hand -------------------------------------------
 def _fake(task: str, rule) -> SimpleNamespace:
-    return SimpleNamespace(family=f"fake-{task}", task=SimpleNamespace(name=task),
+    return SimpleNamespace(family=f"fake-{task}", task=make_task(task),  # an unfitted task: its declarations
                            predict=lambda inputs: [rule(list(x)) for x in inputs])
 
 

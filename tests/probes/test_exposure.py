@@ -91,8 +91,8 @@ def _recount(model, pairs):
 
 @pytest.mark.parametrize("family", ["seq2seq", "transformer"])
 def test_trained_encoder_decoders_match_a_step_by_step_recount(family) -> None:
-    opts = {"hidden_size": 16, "embedding_dim": 16} if family == "seq2seq" else {
-        "embedding_dim": 16, "n_heads": 2, "num_layers": 1, "d_ff": 32}
+    opts = {"hidden_size": 16, "d_model": 16} if family == "seq2seq" else {
+        "d_model": 16, "n_heads": 2, "num_layers": 1, "d_ff": 32}
     pairs = reversal_pairs(30, seed=1)
     model = seqlab.build(family, "generation", train={"epochs": 2, "progress": False, "lr": 1e-2}, **opts).fit(pairs)
     r = exposure_bias(model, pairs[:12])
@@ -103,7 +103,7 @@ def test_trained_encoder_decoders_match_a_step_by_step_recount(family) -> None:
 
 def test_scheduled_sampling_gap_trains_two_seeded_models() -> None:
     train, test = reversal_pairs(20, seed=2), reversal_pairs(6, seed=3)
-    opts = {"hidden_size": 8, "embedding_dim": 8, "attention": "luong_dot", "schedule_k": 5.0}
+    opts = {"hidden_size": 8, "d_model": 8, "attention": "luong_dot", "schedule_k": 5.0}
     out = scheduled_sampling_gap(train, test, "inverse_sigmoid", train={"epochs": 1}, **opts)
     assert out["narrowed"] == pytest.approx(out["teacher_forced"].gap - out["scheduled_sampling"].gap)
     # the teacher-forced arm is exactly a plain seq2seq trained with the same seed and settings
@@ -115,6 +115,6 @@ def test_scheduled_sampling_gap_trains_two_seeded_models() -> None:
 
 
 def test_exposure_bias_rejects_other_tasks() -> None:
-    model = seqlab.build("gru", "classification", hidden_size=4, embedding_dim=4)
+    model = seqlab.build("gru", "classification", hidden_size=4, d_model=4)
     with pytest.raises(ConfigError):
         exposure_bias(model, PAIRS)

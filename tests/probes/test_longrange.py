@@ -53,7 +53,7 @@ def _recount(r) -> tuple[float, ...]:
 
 
 def test_tiny_neural_runs_report_their_own_predictions(tmp_path) -> None:
-    r = long_range_dependency("gru", distances=(0, 3), n_train=120, n_eval=8, hidden_size=8, embedding_dim=8,
+    r = long_range_dependency("gru", distances=(0, 3), n_train=120, n_eval=8, hidden_size=8, d_model=8,
                               bidirectional=False, train=TINY_TRAIN)
     assert r.accuracy == _recount(r) and r.counts == (8, 8)
     assert all(Counter(ts) == {f"C{c}": 2 for c in range(4)} for ts in r.targets)  # balanced held-out cues
@@ -62,7 +62,7 @@ def test_tiny_neural_runs_report_their_own_predictions(tmp_path) -> None:
 
 def test_tiny_transformer_length_run_reports_its_own_predictions() -> None:
     t = length_generalization("transformer", train_length=4, factors=(1, 3), n_train=120, n_eval=4,
-                              embedding_dim=8, n_heads=2, num_layers=1, d_ff=16, train=TINY_TRAIN)
+                              d_model=8, n_heads=2, num_layers=1, d_ff=16, train=TINY_TRAIN)
     assert t.lengths == (4, 12) and t.accuracy == _recount(t)
     assert all(len(p) == 4 for p in t.predictions)
 

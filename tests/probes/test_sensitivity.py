@@ -20,12 +20,12 @@ from seqlab.probes import influence_matrix, saliency, sensitivity
 
 WORDS = ["the", "man", "bit", "dog", "cat", "saw", "a", "red"]
 TRAIN = {"epochs": 2, "batch_size": 8, "lr": 1e-2, "patience": None, "progress": False}
-NET = {"embedding_dim": 8, "hidden_size": 8, "dropout": 0.0}
+NET = {"d_model": 8, "hidden_size": 8, "dropout": 0.0}
 NETS = {  # tiny, per family (transformer/mamba/hybrid widths must suit their heads and scans)
     "lstm": NET, "gru": NET, "elman": NET,
-    "transformer": {"embedding_dim": 8, "n_heads": 2, "num_layers": 1, "dropout": 0.0},
-    "mamba": {"embedding_dim": 8, "num_layers": 1, "d_state": 4, "dropout": 0.0},
-    "hybrid": {"embedding_dim": 8, "num_layers": 2, "d_state": 4, "n_heads": 2, "dropout": 0.0},
+    "transformer": {"d_model": 8, "n_heads": 2, "num_layers": 1, "dropout": 0.0},
+    "mamba": {"d_model": 8, "num_layers": 1, "d_state": 4, "dropout": 0.0},
+    "hybrid": {"d_model": 8, "num_layers": 2, "d_state": 4, "n_heads": 2, "dropout": 0.0},
 }
 LM_OPTS = {"tokenizer": "word", "block_size": 16}
 
@@ -287,7 +287,7 @@ def test_saliency_matches_the_jacobian(head: Any) -> None:
     batch = m.task.collate(m.task.encode_inputs([x]))
     mask = batch["mask"]
     with torch.no_grad():
-        e0 = mod.embed(batch["input_ids"])  # (1, T, E)
+        e0 = mod.frontend.embed(batch["input_ids"])  # (1, T, E)
 
     def probs(e: torch.Tensor) -> torch.Tensor:  # (1, T, E) -> (T, K), the model's rows, by hand
         s = mod.head(mod.encoder(e, mask), mask)[0]  # (T, K)
@@ -323,7 +323,7 @@ def test_clear_errors() -> None:
     with pytest.raises(ConfigError, match="one token"):
         sensitivity(m, "the man bit", position=0, replacement="the dog")
     mlm = seqlab.build("lstm", task="mlm", task_options=LM_OPTS, train=TRAIN, **NET).prepare(_data("lm"))
-    with pytest.raises(SeqlabError, match="lm, labeling, classification"):
+    with pytest.raises(SeqlabError, match="class distributions per token or per sequence"):
         mlm.distributions(["the man"])
 
 
@@ -353,7 +353,7 @@ def test_cli_probe_sensitivity(tmp_path: Path, capsys: pytest.CaptureFixture[str
     data.write_text("\n".join(["the man bit the dog", "the dog bit the man"] * 10) + "\n")
     run = tmp_path / "run"
     assert main(["train", str(data), "--task", "lm", "--model", "gru", "--task.tokenizer", "word",
-                 "--model.hidden_size", "8", "--model.embedding_dim", "8", "--train.epochs", "1",
+                 "--model.hidden_size", "8", "--model.d_model", "8", "--train.epochs", "1",
                  "--train.progress", "false", "--out", str(run)]) == 0
     capsys.readouterr()
     png = tmp_path / "bars.png"

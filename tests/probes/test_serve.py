@@ -37,14 +37,14 @@ TRAIN = {"epochs": 1, "batch_size": 8, "lr": 0.02, "progress": False}
 def lm() -> Any:
     """A tiny trained word-level LSTM language model."""
     model = build("lstm", "lm", task_options={"tokenizer": "word", "block_size": 16}, train=TRAIN,
-                  embedding_dim=8, hidden_size=16, bidirectional=False)
+                  d_model=8, hidden_size=16, bidirectional=False)
     return model.fit([{"text": s} for s in SENTENCES * 6])
 
 
 @pytest.fixture(scope="module")
 def tagger() -> Any:
     """A tiny trained bidirectional LSTM tagger."""
-    model = build("lstm", "labeling", train=TRAIN, embedding_dim=8, hidden_size=16, bidirectional=True)
+    model = build("lstm", "labeling", train=TRAIN, d_model=8, hidden_size=16, bidirectional=True)
     return model.fit(ner_data(40))
 
 

@@ -88,7 +88,7 @@ def test_lm_bits_per_char_for_char_tokens() -> None:
     total, n = task.loss(logits, batch)
     assert int(n) == 5 + 1 + 2 + 1 - 1  # stream of 9 ids -> 8 predictions
     assert float(total) / int(n) == pytest.approx(math.log(task.output_size), rel=1e-6)
-    m = task.metrics(task.decode(logits, batch), enc.references, float(total), int(n))
+    m = task.metrics(task.tally(None, logits, batch, task.default_decoding()), enc.references, float(total), int(n))
     assert m["bits_per_char"] == pytest.approx(math.log2(task.output_size), rel=1e-6)
     assert m["perplexity"] == pytest.approx(task.output_size, rel=1e-5)
 

@@ -55,6 +55,7 @@ from seqlab.data.splits import (
     DatasetInfo,
     Example,
     Fractions,
+    TaskSpec,
     check_fractions,
     contiguous_split,
     split_examples,
@@ -256,4 +257,4 @@ def load(name: str, *, seed: int = 0, **options: Any) -> Dataset:
     if not reader_options:
         _SIZES[name] = size  # the catalog's size is the default reading's
     info = replace(entry.info, size=size)
-    return Dataset(name, info.task, train, valid, test, info, dict(entry.task_options))
+    return Dataset(name, TaskSpec(info.task, dict(entry.task_options)), train, valid, test, info)

@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from seqlab.errors import ConfigError
+from seqlab.tasks import TASKS as _TASK_REGISTRY
+from seqlab.tasks import TaskSpec
 
 __all__ = [
+    "TaskSpec",
     "Example",
     "Fractions",
     "Splits",
@@ -32,7 +35,7 @@ Example = dict[str, Any]
 Fractions = tuple[float, float, float]
 Splits = tuple[list[Example], list[Example], list[Example]]
 
-TASKS: tuple[str, ...] = ("classification", "labeling", "lm", "mlm", "generation")
+TASKS: tuple[str, ...] = tuple(_TASK_REGISTRY)  # the task registry's names
 
 
 @dataclass(frozen=True)
@@ -50,10 +53,11 @@ class DatasetInfo:
 
 @dataclass
 class Dataset:
-    """Three splits of examples, the task they pose and the options that task needs."""
+    """Three splits of examples and the task they pose: ``task`` is a :class:`TaskSpec` (name
+    and the options that task needs; a name given here becomes one with ``task_options``)."""
 
     name: str
-    task: str
+    task: TaskSpec
     train: list[Example]
     valid: list[Example]
     test: list[Example]
@@ -61,8 +65,11 @@ class Dataset:
     task_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ConfigError(f"unknown task {self.task!r}; valid tasks: {', '.join(TASKS)}")
+        name = self.task.name if isinstance(self.task, TaskSpec) else self.task
+        if name not in TASKS:
+            raise ConfigError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
+        self.task_options = {**(self.task.options if isinstance(self.task, TaskSpec) else {}), **self.task_options}
+        self.task = TaskSpec(name, dict(self.task_options))
 
 
 # --------------------------------------------------------------------------- splitting

@@ -17,10 +17,12 @@ from seqlab.data.splits import (
     DatasetInfo,
     Example,
     Fractions,
+    TaskSpec,
     check_fractions,
     split_examples,
 )
 from seqlab.errors import ConfigError, DataError
+from seqlab.tasks import TASKS as TASK_REGISTRY
 
 __all__ = ["load_files"]
 
@@ -38,13 +40,6 @@ _EXTENSIONS = {
     ".jsonl": "jsonl",
     ".csv": "csv",
 }
-_TASK_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "classification": (("text", "label"), ("tokens", "label")),
-    "labeling": (("tokens", "tags"),),
-    "lm": (("text",),),
-    "mlm": (("text",),),
-    "generation": (("source", "target"),),
-}
 
 
 def _format_of(path: Path, task: str, format: str | None) -> str:
@@ -54,7 +49,7 @@ def _format_of(path: Path, task: str, format: str | None) -> str:
         return format
     suffix = path.suffix.lower()
     if suffix == ".txt":
-        return "conll" if task == "labeling" else "text"
+        return TASK_REGISTRY[task][0].txt_format
     if suffix not in _EXTENSIONS:
         known = ", ".join([*_EXTENSIONS, ".txt"])
         raise ConfigError(f"cannot tell the format of {str(path)!r} ({known}); pass format=")
@@ -73,7 +68,7 @@ def _read_user(
             f"unknown reader option(s) {unknown} for {reader.__name__}; valid: {params}"
         )
     examples = reader(p, **options)
-    shapes = _TASK_KEYS[task]
+    shapes = TASK_REGISTRY[task][0].file_shapes
     for i, ex in enumerate(examples):
         if not any(all(k in ex for k in keys) for keys in shapes):
             expected = f"examples for task {task!r} with keys " + " or ".join(map(str, shapes))
@@ -96,7 +91,7 @@ def load_files(
     """Build a Dataset from the user's files, read by extension or by ``format``.
 
     Extensions: ``.conll``/``.bio``/``.iob`` (CoNLL), ``.jsonl``, ``.csv``, and ``.txt``,
-    which is CoNLL for ``task="labeling"`` and plain text otherwise. ``reader_options`` go to
+    read as the task declares (``Task.txt_format``: CoNLL for labeling, plain text otherwise). ``reader_options`` go to
     the reader (e.g. ``{"mode": "line"}``, ``{"encoding": "latin-1"}``). A missing valid or
     test split is carved out of ``train`` at random with ``seed``, taking its share of
     ``fractions``; given splits are used as they are.
@@ -129,4 +124,4 @@ def load_files(
         extra="",
         size=f"{total:,} examples",
     )
-    return Dataset(info.name, task, train_ex, valid_ex, test_ex, info)
+    return Dataset(info.name, TaskSpec(task), train_ex, valid_ex, test_ex, info)

@@ -39,22 +39,22 @@ def build(name: str, args: argparse.Namespace) -> nn.Module:
     if name == "attention":
         from seqlab.models.transformer import TransformerConfig, TransformerEncoder
 
-        tcfg = TransformerConfig(embedding_dim=d, n_heads=args.heads, num_layers=args.layers, dropout=0.0,
+        tcfg = TransformerConfig(d_model=d, n_heads=args.heads, num_layers=args.layers, dropout=0.0,
                                  positions="rope", causal=True, max_len=max(ALL_LENGTHS))
         return TransformerEncoder(tcfg, d)
     if name == "mamba":
         from seqlab.models.mamba import MambaConfig, MambaEncoder
 
-        return MambaEncoder(MambaConfig(embedding_dim=d, num_layers=args.layers, dropout=0.0, causal=True), d)
+        return MambaEncoder(MambaConfig(d_model=d, num_layers=args.layers, dropout=0.0, causal=True), d)
     if name == "lstm":
         from seqlab.models.rnn import RNNConfig, RNNEncoder
 
-        return RNNEncoder(RNNConfig(cell="lstm", embedding_dim=d, hidden_size=d, num_layers=args.layers,
+        return RNNEncoder(RNNConfig(cell="lstm", d_model=d, hidden_size=d, num_layers=args.layers,
                                     dropout=0.0), d)
     if name == "hybrid":
         from seqlab.models.hybrid import HybridConfig, HybridEncoder
 
-        hcfg = HybridConfig(embedding_dim=d, num_layers=args.layers, n_heads=args.heads,
+        hcfg = HybridConfig(d_model=d, num_layers=args.layers, n_heads=args.heads,
                             attention_every=args.attention_every, dropout=0.0, causal=True)
         return HybridEncoder(hcfg, d)
     raise ValueError(f"unknown model {name!r}; choose from {MODELS}")

@@ -33,13 +33,13 @@ def causal_model(name: str, width: int, layers: int) -> tuple[str, dict[str, Any
     (selective), ``lti`` (its ablation), a Transformer (``transformer`` = RoPE, or its position
     scheme by name) or ``lstm``. Raises ConfigError for another name."""
     if name in ("mamba", "lti"):
-        return "mamba", {"embedding_dim": width, "num_layers": layers, "d_state": 16, "expand": 2,
+        return "mamba", {"d_model": width, "num_layers": layers, "d_state": 16, "expand": 2,
                          "selective": name == "mamba", "causal": True, "dropout": 0.0}
     if name in ("transformer", "sinusoidal", "rope", "alibi"):
-        return "transformer", {"embedding_dim": width, "num_layers": layers, "n_heads": 4, "causal": True,
+        return "transformer", {"d_model": width, "num_layers": layers, "n_heads": 4, "causal": True,
                                "positions": "rope" if name == "transformer" else name, "dropout": 0.0}
     if name == "lstm":
-        return "lstm", {"embedding_dim": width, "hidden_size": 2 * width, "num_layers": layers,
+        return "lstm", {"d_model": width, "hidden_size": 2 * width, "num_layers": layers,
                         "bidirectional": False, "dropout": 0.0}
     raise ConfigError(f"unknown model {name!r}; valid: {', '.join(CAUSAL_MODELS)}")
 
@@ -124,7 +124,7 @@ def run_attention_bottleneck(size: Size, out_dir: Path, seed: int) -> Verdict:
     curves, acc = {}, {}
     for att in ("none", "bahdanau"):
         model = fit("seq2seq", "generation", train, task_options={"main_metric": "exact_match"}, train_settings=ts,
-                    attention=att, embedding_dim=16, hidden_size=hid, dropout=0.0, seed=seed)
+                    attention=att, d_model=16, hidden_size=hid, dropout=0.0, seed=seed)
         preds = model.predict([ex["source"] for ex in test])
         by_len: dict[int, list[float]] = {k: [] for k in lengths}
         for p, ex in zip(preds, test):
@@ -204,7 +204,7 @@ def run_position_extrapolation(size: Size, out_dir: Path, seed: int) -> Verdict:
     nums: dict[str, float] = {"n": n}
     for pos in ("sinusoidal", "rope", "alibi"):
         model = fit("transformer", "lm", train, task_options={"tokenizer": "char", "block_size": n},
-                    train_settings=ts, embedding_dim=width, n_heads=4, num_layers=2, positions=pos, causal=True,
+                    train_settings=ts, d_model=width, n_heads=4, num_layers=2, positions=pos, causal=True,
                     dropout=0.0, max_len=4 * n, seed=seed)
         ppl = [window_perplexity(model, held_out, k * n) for k in (1, 2, 4)]
         curves[pos] = ([n, 2 * n, 4 * n], ppl)

@@ -61,9 +61,9 @@ def run_word_order(size: Size, out_dir: Path, seed: int) -> Verdict:
     train, test = order_pairs(n, seed), order_pairs(max(n // 2, 8), seed + 1000)
     opts = {"max_len": None}
     ts = train_cfg(epochs, lr=5e-3, batch_size=16, seed=seed)
-    bow = fit("transformer", "classification", train, task_options=opts, train_settings=ts, embedding_dim=dim,
+    bow = fit("transformer", "classification", train, task_options=opts, train_settings=ts, d_model=dim,
               n_heads=2, num_layers=1, positions="none", pooling="mean", causal=False, dropout=0.0, seed=seed)
-    lstm = fit("lstm", "classification", train, task_options=opts, train_settings=ts, embedding_dim=dim,
+    lstm = fit("lstm", "classification", train, task_options=opts, train_settings=ts, d_model=dim,
                hidden_size=dim, dropout=0.0, seed=seed)
     nums = {"bow_acc": _accuracy(bow, test), "lstm_acc": _accuracy(lstm, test)}
     nums["gap"] = nums["lstm_acc"] - nums["bow_acc"]
@@ -89,7 +89,7 @@ def input_gradient_norms(model: Any, examples: list[dict[str, Any]]) -> np.ndarr
         grabbed["x"] = out
         return out
 
-    handle = module.embed.register_forward_hook(keep)
+    handle = module.frontend.embed.register_forward_hook(keep)
     was = module.training
     module.eval()
     try:
@@ -121,7 +121,7 @@ def run_vanishing_gradients(size: Size, out_dir: Path, seed: int) -> Verdict:
     curves = {}
     for cell in ("elman", "lstm", "gru"):
         model = fit(cell, "labeling", train, valid, task_options={"scheme": "none"}, train_settings=ts,
-                    embedding_dim=16, hidden_size=hid, dropout=0.0, seed=seed)
+                    d_model=16, hidden_size=hid, dropout=0.0, seed=seed)
         nums[f"{cell}_acc"] = position_accuracy(model, test, slice(-copy_len, None))
         g = input_gradient_norms(model, test[:64])  # (T,)
         dist = np.arange(len(g))[::-1]  # distance from the last position
@@ -144,7 +144,7 @@ def _sgd_losses(clip: float | None, size: Size, seed: int, train: list[dict[str,
     import seqlab
 
     steps, lr, rho = {"tiny": (8, 0.5, 1.2), "quick": (150, 0.5, 1.2), "full": (400, 0.5, 1.2)}[size]
-    model = seqlab.build("elman", task="labeling", task_options={"scheme": "none"}, embedding_dim=16, hidden_size=32,
+    model = seqlab.build("elman", task="labeling", task_options={"scheme": "none"}, d_model=16, hidden_size=32,
                          nonlinearity="relu", dropout=0.0, seed=seed)
     model.prepare(train)  # the task's vocabulary and the network, untrained
     module, task = model.module, model.task
@@ -233,7 +233,7 @@ def run_bidirectional_labeling(size: Size, out_dir: Path, seed: int) -> Verdict:
     ts = train_cfg(epochs, lr=5e-3, batch_size=32, seed=seed)
     nums = {}
     for name, bi in (("causal", False), ("bidirectional", True)):
-        model = fit("lstm", "labeling", train, task_options={"scheme": "none"}, train_settings=ts, embedding_dim=16,
+        model = fit("lstm", "labeling", train, task_options={"scheme": "none"}, train_settings=ts, d_model=16,
                     hidden_size=32, bidirectional=bi, dropout=0.0, seed=seed)
         nums[f"{name}_acc"] = float(model.evaluate(test)["token_accuracy"])
     nums["gap"] = nums["bidirectional_acc"] - nums["causal_acc"]

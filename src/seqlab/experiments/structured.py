@@ -83,7 +83,7 @@ def run_crf_transitions(size: Size, out_dir: Path, seed: int) -> Verdict:
     nums: dict[str, float] = {"test_tokens": sum(len(ex["tokens"]) for ex in test)}
     for head in ("softmax", "crf"):
         model = fit("lstm", "labeling", train, task_options={"scheme": "IOB2", "lowercase": True}, train_settings=ts,
-                    head=head, embedding_dim=32, hidden_size=hid, bidirectional=True, dropout=0.0, seed=seed)
+                    head=head, d_model=32, hidden_size=hid, bidirectional=True, dropout=0.0, seed=seed)
         preds = model.predict([ex["tokens"] for ex in test])
         nums[f"{head}_invalid"] = sum(invalid_bio_transitions(p) for p in preds)
         nums[f"{head}_f1"] = float(model.evaluate(test)["f1"])
@@ -200,7 +200,7 @@ def run_exposure_bias(size: Size, out_dir: Path, seed: int) -> Verdict:
     curves = {}
     for name, sched in (("teacher_forcing", "none"), ("scheduled_sampling", "inverse_sigmoid")):
         extra: dict[str, Any] = {"schedule_k": _midpoint_k(n * epochs / 32 / 2)} if sched != "none" else {}
-        model = fit("seq2seq", "generation", train, train_settings=ts, attention="none", embedding_dim=16,
+        model = fit("seq2seq", "generation", train, train_settings=ts, attention="none", d_model=16,
                     hidden_size=hid, dropout=0.0, scheduled_sampling=sched, seed=seed, **extra)
         res = exposure_bias(model, test)
         nums[f"{name}_tf_error"] = float(res.tf_error)

@@ -52,10 +52,49 @@ from seqlab.errors import ConfigError
 
 __all__ = [
     "Stepper", "FunctionStepper", "Hypothesis", "LengthPenalty", "reorder_state", "length_penalty",
-    "filter_logits", "greedy", "beam_search", "sample", "sample_logits", "decode",
+    "filter_logits", "greedy", "beam_search", "sample", "sample_logits", "decode", "DecodingConfig", "decode_with",
 ]
 
 LengthPenalty = Literal["none", "gnmt", "power"]
+Method = Literal["greedy", "sample", "beam"]
+
+
+@dataclass(frozen=True)
+class DecodingConfig:
+    """How a generator decodes, passed per call (``predict(x, decoding=...)``) and saved with the
+    model as its default; nothing else changes how later calls decode.
+
+    ``method``: greedy, beam (width ``beam``; ``length_penalty`` none | gnmt | power with
+    ``alpha``; ``n_best`` outputs per input) or sample (``temperature``, ``top_k``, ``top_p``;
+    each call draws from a generator seeded with ``seed``, so it is reproducible). ``max_len``:
+    output tokens (None: the caller's default, e.g. twice the source length + 10).
+    """
+
+    method: Method = "greedy"
+    beam: int = 4
+    max_len: int | None = None
+    length_penalty: LengthPenalty = "gnmt"
+    alpha: float = 0.6
+    n_best: int = 1
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in ("greedy", "beam", "sample"):
+            raise ConfigError(f"decoding method must be greedy, beam or sample, found {self.method!r}")
+        if self.beam < 1 or self.n_best < 1:
+            raise ConfigError(f"beam and n_best must be >= 1, found {self.beam} and {self.n_best}")
+        if self.n_best > 1 and self.method != "beam":
+            raise ConfigError("n_best > 1 needs method='beam'")
+        if self.method == "beam" and self.n_best > self.beam:
+            raise ConfigError(f"n_best ({self.n_best}) cannot exceed the beam width ({self.beam})")
+        if self.max_len is not None and self.max_len < 1:
+            raise ConfigError(f"max_len must be >= 1 or None, found {self.max_len}")
+        if self.temperature < 0:
+            raise ConfigError(f"temperature must be >= 0, found {self.temperature}")
+        length_penalty(1, self.length_penalty, self.alpha)  # validates the kind
 
 
 class Stepper(Protocol):
@@ -252,6 +291,21 @@ def decode(
     if method == "beam":
         return beam_search(stepper, start, state, max_len, eos, beam=beam, n_best=n_best, penalty=penalty, alpha=alpha)
     raise ConfigError(f"unknown decoding method {method!r}; valid: greedy, sample, beam")
+
+
+def decode_with(
+    config: DecodingConfig, stepper: Stepper, start: Tensor, state: Any, max_len: int, eos: int | None = None,
+    stream: int = 0,
+) -> list[list[Hypothesis]]:
+    """:func:`decode` under a :class:`DecodingConfig` (its ``max_len`` wins over the argument).
+    Sampling draws from a generator seeded by ``(config.seed, stream)``: callers pass a stream per
+    batch (e.g. its first item's index), so batches draw apart and a call is reproducible."""
+    gen = None
+    if config.method == "sample":
+        gen = torch.Generator().manual_seed(config.seed * 1_000_003 + stream)
+    return decode(config.method, stepper, start, state, config.max_len or max_len, eos, beam=config.beam,
+                  n_best=config.n_best, penalty=config.length_penalty, alpha=config.alpha,
+                  temperature=config.temperature, top_k=config.top_k, top_p=config.top_p, generator=gen)
 
 
 def _expand(stepper: Stepper, state: Any, b: int, k: int) -> Any:

@@ -12,6 +12,12 @@ average (Yang et al. 2016, without the context vector's separate embedding).
 - :class:`CRFTokenHead` is a TokenHead whose (B, T, C) scores are the emissions of a linear-chain
   CRF (Lample et al. 2016): the loss is the CRF negative log-likelihood and decoding is
   Viterbi, constrained to well-formed IOB2 / IOBES spans when the task uses one.
+- :class:`RegressionHead` pools like :class:`SequenceHead` and maps to K real numbers: (B, K).
+
+Every head is a :class:`Head`: besides ``forward(h, mask)`` it says how its output is decided
+(``decide``: the scores the task decodes, or a structured head's best ids), turned into
+probabilities (``probabilities``), and whether it owns the loss (``loss``: the CRF's NLL; None
+= the task's loss on the output).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from seqlab.models.crf_layer import CRF
 from seqlab.models.layers import last_index
 
 __all__ = [
-    "SequenceHead", "TokenHead", "CRFTokenHead", "LMHead", "masked_mean", "masked_max", "Pooling", "crf_constraints",
+    "Head", "RegressionHead", "SequenceHead", "TokenHead", "CRFTokenHead", "LMHead", "masked_mean", "masked_max", "Pooling", "crf_constraints",
 ]
 
 Pooling = Literal["last", "mean", "max", "attention"]
@@ -53,7 +59,24 @@ def gather_last(h: Tensor, mask: Tensor) -> Tensor:
     return h[torch.arange(h.shape[0], device=h.device), last_index(mask)]
 
 
-class SequenceHead(nn.Module):
+class Head(nn.Module):
+    """The defaults every head shares: the output is decoded as it is, probabilities are its
+    softmax over the last dimension, and the task's loss applies."""
+
+    def decide(self, output: Tensor, mask: Tensor) -> Tensor:
+        """What the task decodes: the output itself (scores; the task takes its argmax)."""
+        return output
+
+    def probabilities(self, output: Tensor, mask: Tensor, differentiable: bool = False) -> Tensor:
+        """(B, T, K) or (B, K) float32 probabilities of the output's classes."""
+        return output.float().softmax(-1)
+
+    def loss(self, output: Tensor, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor] | None:
+        """``(summed loss, units)`` when the head owns its loss, else None (the task's loss)."""
+        return None
+
+
+class SequenceHead(Head):
     """Pool then classify: (B, T, H) -> (B, C)."""
 
     def __init__(
@@ -85,7 +108,14 @@ class SequenceHead(nn.Module):
         return self.out(self.dropout(self.pool(h, mask)))  # (B, C)
 
 
-class TokenHead(nn.Module):
+class RegressionHead(SequenceHead):
+    """Pool then regress: (B, T, H) -> (B, K) real values (no softmax: probabilities refuse)."""
+
+    def probabilities(self, output: Tensor, mask: Tensor, differentiable: bool = False) -> Tensor:
+        raise ConfigError("a regression head predicts values, not class probabilities")
+
+
+class TokenHead(Head):
     """Per-position classifier: (B, T, H) -> (B, T, C)."""
 
     def __init__(self, dim: int, n_classes: int, dropout: float = 0.0) -> None:
@@ -110,7 +140,7 @@ def crf_constraints(tags: Sequence[str], scheme: str) -> Constraints | None:
     return span_constraints(as_scheme, scheme)
 
 
-class CRFTokenHead(nn.Module):
+class CRFTokenHead(Head):
     """Per-position emission scores (B, T, H) -> (B, T, C) plus the CRF that ties them."""
 
     def __init__(self, dim: int, n_classes: int, dropout: float = 0.0, constraints: Constraints | None = None) -> None:
@@ -125,12 +155,36 @@ class CRFTokenHead(nn.Module):
         """Summed CRF NLL over the batch; labels -100 (unknown) are summed out."""
         return self.crf.nll(emissions.float(), labels, mask, reduction="sum")
 
+    def loss(self, output: Tensor, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """The CRF NLL summed over sequences; units = labelled tokens, so the reported loss is per
+        token like the softmax head's (a sequence's NLL spread over its tokens)."""
+        mask = batch["mask"]
+        return self.nll(output, batch["labels"], mask), ((batch["labels"] != -100) & mask).sum()
+
     def decode(self, emissions: Tensor, mask: Tensor) -> Tensor:
         """(B, T) best tag ids under the constraints, 0 on padding."""
         return self.crf.decode(emissions.float(), mask)
 
+    def decide(self, output: Tensor, mask: Tensor) -> Tensor:
+        """The Viterbi path (B, T) long: the task decodes ids as they are."""
+        return self.decode(output, mask)
 
-class LMHead(nn.Module):
+    def probabilities(self, output: Tensor, mask: Tensor, differentiable: bool = False) -> Tensor:
+        """Posterior node marginals p(y_t = k | x), (B, T, C) float32; ``differentiable=True``
+        computes them as the gradient of the reference log-partition with ``create_graph``, so a
+        saliency can differentiate through them."""
+        em = output.float()  # (B, T, C)
+        if not differentiable:
+            return self.crf.marginals(em, mask)
+        from seqlab.inference import log_partition_ref
+
+        tr, st, en = self.crf._params(em)
+        log_z = log_partition_ref(em, tr, st, en, mask)  # (B,)
+        (node,) = torch.autograd.grad(log_z.sum(), em, create_graph=True)  # (B, T, C)
+        return node
+
+
+class LMHead(Head):
     """Token prediction tied to the embedding matrix: (B, T, H) -> (B, T, V).
 
     When H differs from the embedding width E, a linear map H -> E comes first.

@@ -1,7 +1,7 @@
 """Hybrid family: Mamba layers interleaved with attention layers, as in Jamba (Lieber et al. 2024).
 
 Dimensions: B batch, T time (Tq new tokens, Tk keys incl. cached), E input (embedding) width,
-M model width (``hidden_size``, the residual stream), H heads, Dh = M / H, I = expand * M,
+M model width (``d_model``, the residual stream), H heads, Dh = M / H, I = expand * M,
 N state size, K convolution width.
 
 Layer ``i`` (0-based) is an attention layer when ``(i + 1) % attention_every == 0`` and a Mamba
@@ -34,7 +34,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from seqlab.config import check_at_least, check_fraction
+from seqlab.config import check_at_least
 from seqlab.errors import ConfigError
 from seqlab.inference.decoding import reorder_state
 from seqlab.models.layers import gpt_embedding_init, restore_alignment, right_align
@@ -50,15 +50,14 @@ LayerState = MixerState | BlockCache  # Mamba: (conv (B, I, K - 1), SSM (B, I, N
 
 @dataclass(frozen=True)
 class HybridConfig:
-    """Hyperparameters of a hybrid Mamba + attention model (embedding, encoder and head options).
+    """Encoder settings of a hybrid Mamba + attention model; ``d_model`` is the model width M.
 
     Field names follow :class:`~seqlab.models.mamba.MambaConfig` and
     :class:`~seqlab.models.transformer.TransformerConfig` where they overlap; ``d_ff`` is the
     attention layers' feed-forward width (0 = 4 * M).
     """
 
-    embedding_dim: int = 128
-    hidden_size: int = 0  # model width M (the residual stream); 0 = embedding_dim
+    d_model: int = 128  # model width M (the residual stream)
     num_layers: int = 2
     attention_every: int = 2  # layer i is attention when (i + 1) % attention_every == 0 (Jamba: 8)
     # Mamba layers
@@ -78,17 +77,11 @@ class HybridConfig:
     # shared
     causal: bool | None = None  # None: the task decides (lm: causal; others: bidirectional)
     dropout: float = 0.1
-    word_dropout: float = 0.0
-    pooling: Literal["last", "mean", "max", "attention"] = "last"
-    tie_weights: bool = True
-    char_filters: int = 0
-    char_dim: int = 30
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_at_least(self, 1, "embedding_dim", "num_layers", "attention_every")
-        check_at_least(self, 0, "hidden_size", "d_ff")
-        check_fraction(self, "word_dropout")
+        check_at_least(self, 1, "d_model", "num_layers", "attention_every")
+        check_at_least(self, 0, "d_ff")
         if self.positions not in ("none", "rope"):
             raise ConfigError(f"positions must be 'none' or 'rope', found {self.positions!r}")
         if self.attention_every > self.num_layers:
@@ -103,14 +96,10 @@ class HybridConfig:
 
     embedding_init = gpt_embedding_init  # token rows N(0, 0.02): tied LM logits start near uniform
 
-    @property
-    def d_model(self) -> int:
-        return self.hidden_size or self.embedding_dim
-
     def mamba_config(self) -> MambaConfig:
         """The settings of the Mamba layers."""
         return MambaConfig(
-            embedding_dim=self.d_model, num_layers=1, d_state=self.d_state, d_conv=self.d_conv, expand=self.expand,
+            d_model=self.d_model, num_layers=1, d_state=self.d_state, d_conv=self.d_conv, expand=self.expand,
             dt_rank=self.dt_rank, dt_min=self.dt_min, dt_max=self.dt_max, selective=self.selective,
             causal=self.causal, chunk=self.chunk, dropout=self.dropout,
         )
@@ -118,7 +107,7 @@ class HybridConfig:
     def attention_config(self) -> TransformerConfig:
         """The settings of the attention layers (Pre-LN Transformer blocks of width M)."""
         return TransformerConfig(
-            embedding_dim=self.d_model, n_heads=self.n_heads, num_layers=1, d_ff=self.d_ff or None,
+            d_model=self.d_model, n_heads=self.n_heads, num_layers=1, d_ff=self.d_ff or None,
             dropout=self.dropout, attention_dropout=self.attention_dropout, positions=self.positions,
             causal=self.causal,
         )

@@ -1,6 +1,6 @@
 """State space family: Mamba (Gu & Dao 2023) and its LTI ablation.
 
-Dimensions: B batch, T time, E input (embedding) width, M model width (``hidden_size``, the
+Dimensions: B batch, T time, E input (embedding) width, M model width (``d_model``, the
 residual stream), I inner width (``expand * M``), N state size per channel (``d_state``),
 R rank of the Δ projection (``dt_rank``), K convolution width (``d_conv``).
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -40,10 +40,9 @@ MixerState = tuple[Tensor, Tensor]  # conv inputs (B, I, K - 1), SSM state (B, I
 
 @dataclass(frozen=True)
 class MambaConfig:
-    """Hyperparameters of a Mamba model (embedding, encoder and head options)."""
+    """Encoder settings of a Mamba model: ``d_model`` is the model width M (the residual stream)."""
 
-    embedding_dim: int = 128
-    hidden_size: int = 0  # model width M (the residual stream); 0 = embedding_dim
+    d_model: int = 128
     num_layers: int = 2
     d_state: int = 16
     d_conv: int = 4
@@ -55,27 +54,18 @@ class MambaConfig:
     causal: bool | None = None  # None: the task decides (lm: causal; others: bidirectional)
     chunk: int = 64  # scan chunk length (memory/speed trade-off, no effect on results)
     dropout: float = 0.1
-    word_dropout: float = 0.0
-    pooling: Literal["last", "mean", "max", "attention"] = "last"
-    tie_weights: bool = True
-    char_filters: int = 0
-    char_dim: int = 30
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_at_least(self, 1, "embedding_dim", "num_layers", "d_state", "d_conv", "expand", "chunk")
-        for name in ("hidden_size", "dt_rank"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0 (0 = automatic), found {getattr(self, name)}")
+        check_at_least(self, 1, "d_model", "num_layers", "d_state", "d_conv", "expand", "chunk")
+        if self.dt_rank < 0:
+            raise ConfigError(f"dt_rank must be >= 0 (0 = automatic), found {self.dt_rank}")
         if not 0.0 < self.dt_min <= self.dt_max:
             raise ConfigError(f"need 0 < dt_min <= dt_max, found {self.dt_min} and {self.dt_max}")
-        check_fraction(self, "dropout", "word_dropout")
+        check_fraction(self, "dropout")
 
     embedding_init = gpt_embedding_init  # token rows N(0, 0.02): tied LM logits start near uniform
 
-    @property
-    def d_model(self) -> int:
-        return self.hidden_size or self.embedding_dim
 
 
 def _inverse_softplus(x: Tensor) -> Tensor:

@@ -1,102 +1,118 @@
 """The model registry: one line per family, imported lazily.
 
-Adding a neural family is one new file (a frozen config dataclass and an encoder taking
-``(config, input_dim)``) plus one line here; a classical family is one file with a config
-dataclass and a :class:`~seqlab.models.classical.base.ClassicalModel` subclass named in
-``estimator``. The contract tests then cover it.
+Adding a neural family is one new file (a frozen config dataclass of encoder settings, with
+``d_model`` the width entering the encoder, and an encoder taking ``(config, input_dim)``) plus
+one line here; it then serves every task whose network is frontend -> encoder -> head (the tasks
+build both ends). An encoder-decoder family names a ``network`` factory ``(config, task, ends)``
+for tasks of shape ``"encoder_decoder"``. A classical family is one file with a config dataclass
+and a :class:`~seqlab.models.classical.base.ClassicalModel` subclass named in ``estimator``, and
+lists the tasks it serves. The contract tests then cover it.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from seqlab.config import check_keys, from_dict
+from seqlab.config import from_dict
 from seqlab.errors import ConfigError, SeqlabError
+from seqlab.inference.decoding import DecodingConfig
 from seqlab.io import read_json
-from seqlab.models.neural import NeuralModel
+from seqlab.models.network import EndsConfig
+from seqlab.models.neural import SAVE_FORMAT, NeuralModel
 from seqlab.tasks import TASKS, Task, make_task
 from seqlab.train.trainer import TrainConfig
 
-__all__ = ["Family", "FAMILIES", "ALIASES", "build", "load", "get_family"]
+__all__ = ["Family", "FAMILIES", "ALIASES", "build", "load", "get_family", "SequenceModel", "split_settings"]
+
+ENDS_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(EndsConfig))
 
 
 @dataclass(frozen=True)
 class Family:
-    """How to build one family. ``defaults`` preset config fields (e.g. the RNN cell)."""
+    """How to build one family. ``defaults`` preset settings (e.g. the RNN cell, or an end
+    setting such as the Transformer's mean pooling); ``renamed`` maps keys of earlier versions
+    to the message that names their new key."""
 
     name: str
     description: str
     module: str
     config: str
-    encoder: str  # neural: the encoder factory; classical: "" (see estimator)
-    tasks: tuple[str, ...]
+    encoder: str  # neural: the encoder factory ("" = none); classical: "" (see estimator)
     context: str  # "causal or bidirectional", "causal", ...
     defaults: Mapping[str, Any] = field(default_factory=dict)
-    heads: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # task -> valid head names
     estimator: str = ""  # classical: the ClassicalModel subclass in ``module``
-    network: str = ""  # neural encoder-decoder tasks (generation): ``(config, task) -> whole network``
+    network: str = ""  # encoder-decoder tasks: ``(config, task, ends) -> whole network``
+    renamed: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
         return "classical" if self.estimator else "neural"
 
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The tasks this family serves: those a classical estimator declares (``serves``); for a
+        neural family every registered task whose network shape it can build (from the task registry)."""
+        if self.kind == "classical":
+            served = self.estimator_class().serves
+            return tuple(name for name, (cls, _) in TASKS.items() if cls in served)
+        shapes = {"encoder"} if self.encoder else set()
+        if self.network:
+            shapes.add("encoder_decoder")
+        return tuple(name for name, (cls, _) in TASKS.items() if cls.shape in shapes)
+
     def config_class(self) -> type:
         cls: type = getattr(importlib.import_module(self.module), self.config)
         return cls
 
-    def encoder_factory(self, task: str) -> Any:
-        """The factory NeuralModel builds its network with: for an encoder-decoder task the
-        whole network (``network``), else the encoder that goes between embedding and head."""
-        seq2seq = TASKS[task][0].output == "sequence_to_sequence"
-        name = self.network if seq2seq else self.encoder
-        if not name:
-            raise ConfigError(f"model {self.name!r} has no {'encoder-decoder' if seq2seq else 'encoder'} for task {task!r}")
-        return getattr(importlib.import_module(self.module), name)
+    def encoder_factory(self) -> Any:
+        return getattr(importlib.import_module(self.module), self.encoder) if self.encoder else None
+
+    def seq2seq_factory(self) -> Any:
+        return getattr(importlib.import_module(self.module), self.network) if self.network else None
 
     def estimator_class(self) -> Any:
         return getattr(importlib.import_module(self.module), self.estimator)
 
 
-_RNN_TASKS = ("classification", "labeling", "lm", "mlm")
-_RNN_HEADS = {"labeling": ("softmax", "crf")}
+_WIDTH = {"embedding_dim": "embedding_dim is now d_model (the width entering the encoder)"}
+_STATE_WIDTH = {**_WIDTH, "hidden_size": "hidden_size (the model width) is now d_model"}
+_FF = {**_WIDTH, "hidden_size": "hidden_size (the feed-forward width) is now d_ff"}
 
 FAMILIES: dict[str, Family] = {
     "lstm": Family("lstm", "LSTM (Hochreiter & Schmidhuber 1997)", "seqlab.models.rnn", "RNNConfig", "RNNEncoder",
-                   _RNN_TASKS, "causal, or bidirectional", {"cell": "lstm"}, _RNN_HEADS),
+                   "causal, or bidirectional", defaults={"cell": "lstm"}, renamed=_WIDTH),
     "gru": Family("gru", "GRU (Cho et al. 2014)", "seqlab.models.rnn", "RNNConfig", "RNNEncoder",
-                  _RNN_TASKS, "causal, or bidirectional", {"cell": "gru"}, _RNN_HEADS),
+                  "causal, or bidirectional", defaults={"cell": "gru"}, renamed=_WIDTH),
     "elman": Family("elman", "Elman RNN (Elman 1990)", "seqlab.models.rnn", "RNNConfig", "RNNEncoder",
-                    _RNN_TASKS, "causal, or bidirectional", {"cell": "elman"}, _RNN_HEADS),
+                    "causal, or bidirectional", defaults={"cell": "elman"}, renamed=_WIDTH),
     "ngram": Family("ngram", "n-gram LM: ML, add-k, modified Kneser-Ney (Chen & Goodman 1998)",
-                    "seqlab.models.classical.ngram", "NGramConfig", "", ("lm",), "causal (order - 1 tokens)",
+                    "seqlab.models.classical.ngram", "NGramConfig", "", "causal (order - 1 tokens)",
                     estimator="NGramModel"),
     "hmm": Family("hmm", "hidden Markov model: counting + TnT suffixes, or Baum-Welch",
-                  "seqlab.models.classical.hmm", "HMMConfig", "", ("labeling", "lm"), "whole sequence",
+                  "seqlab.models.classical.hmm", "HMMConfig", "", "whole sequence",
                   estimator="HMMModel"),
     "crf": Family("crf", "feature-based linear-chain CRF (Lafferty et al. 2001), L-BFGS / OWL-QN",
-                  "seqlab.models.classical.crf", "CRFConfig", "", ("labeling",), "whole sequence (features: a window)",
+                  "seqlab.models.classical.crf", "CRFConfig", "", "whole sequence (features: a window)",
                   estimator="CRFModel"),
     "transformer": Family("transformer", "Transformer, Pre-LN; sinusoidal/learned/RoPE/ALiBi positions, optional MoE (Vaswani et al. 2017)",
                           "seqlab.models.transformer", "TransformerConfig", "TransformerEncoder",
-                          (*_RNN_TASKS, "generation"), "causal (lm), or bidirectional; encoder-decoder (generation)",
-                          {}, _RNN_HEADS, network="transformer_network"),
+                          "causal (lm), or bidirectional; encoder-decoder (generation)",
+                          defaults={"pooling": "mean"}, network="transformer_network", renamed=_FF),
     "seq2seq": Family("seq2seq", "RNN encoder-decoder: fixed vector, Bahdanau or Luong attention (Sutskever 2014; Bahdanau 2015; Luong 2015)",
-                      "seqlab.models.seq2seq", "Seq2SeqConfig", "", ("generation",),
-                      "encoder bidirectional, decoder causal", network="seq2seq_network"),
+                      "seqlab.models.seq2seq", "Seq2SeqConfig", "", "encoder bidirectional, decoder causal",
+                      network="seq2seq_network", renamed=_WIDTH),
     "mamba": Family("mamba", "Mamba selective SSM (Gu & Dao 2023); selective=false: the LTI ablation",
-                    "seqlab.models.mamba", "MambaConfig", "MambaEncoder", _RNN_TASKS,
-                    "causal (lm), or bidirectional by a reversed pass", {}, _RNN_HEADS),
+                    "seqlab.models.mamba", "MambaConfig", "MambaEncoder",
+                    "causal (lm), or bidirectional by a reversed pass", renamed=_STATE_WIDTH),
     "hybrid": Family("hybrid", "Mamba + attention hybrid, every k-th layer attention (Jamba, Lieber et al. 2024)",
-                     "seqlab.models.hybrid", "HybridConfig", "HybridEncoder", _RNN_TASKS,
-                     "causal (lm), or bidirectional by a reversed pass", {}, _RNN_HEADS),
+                     "seqlab.models.hybrid", "HybridConfig", "HybridEncoder",
+                     "causal (lm), or bidirectional by a reversed pass", renamed=_STATE_WIDTH),
 }
 ALIASES: dict[str, str] = {"rnn": "elman"}
-
-
 def get_family(name: str) -> Family:
     key = ALIASES.get(name, name)
     if key not in FAMILIES:
@@ -105,17 +121,53 @@ def get_family(name: str) -> Family:
     return FAMILIES[key]
 
 
+class SequenceModel(Protocol):
+    """What :func:`build` and :func:`load` return, classical or neural: one API."""
+
+    family: str
+    task: Task
+    kind: str
+
+    def fit(self, train: Sequence[Any], valid: Sequence[Any] | None = None, **kwargs: Any) -> SequenceModel: ...
+
+    def evaluate(self, split: Sequence[Any], *args: Any, **kwargs: Any) -> dict[str, float]: ...
+
+    def predict(self, inputs: Sequence[Any], **kwargs: Any) -> list[Any]: ...
+
+    def save(self, path: str | Path) -> Path: ...
+
+
 def _task_of(task: Any, task_options: Mapping[str, Any] | None) -> Task:
     if isinstance(task, Task):
         if task_options:
             raise ConfigError("task_options go with a task name, not a task object")
         return task
-    if hasattr(task, "task") and hasattr(task, "task_options"):  # a bundled Dataset
-        opts = {**dict(task.task_options), **dict(task_options or {})}
-        return make_task(task.task, opts)
+    spec = getattr(task, "task", None)  # a Dataset: its task spec
+    if spec is not None and hasattr(spec, "options"):
+        task = spec
+    if hasattr(task, "name") and hasattr(task, "options"):  # a TaskSpec: name + options
+        return make_task(task.name, {**dict(task.options), **dict(task_options or {})})
     if isinstance(task, str):
         return make_task(task, task_options)
-    raise ConfigError(f"task must be a task name, a Task or a Dataset; found {type(task).__name__}")
+    raise ConfigError(f"task must be a task name, a Task, a TaskSpec or a Dataset; found {type(task).__name__}")
+
+
+def split_settings(fam: Family, settings: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(family config, ends config)`` from one flat mapping of a neural family's settings; a
+    renamed key is an error naming its new key, an unknown key one listing the valid ones."""
+    own = [f.name for f in fields(fam.config_class())]
+    cfg: dict[str, Any] = {}
+    ends: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key in own:
+            cfg[key] = value
+        elif key in ENDS_FIELDS:
+            ends[key] = value
+        elif key in fam.renamed:
+            raise ConfigError(f"model {fam.name}: {fam.renamed[key]}")
+        else:
+            raise ConfigError(f"unknown key {key!r} in model {fam.name}; valid keys: {', '.join(sorted([*own, *ENDS_FIELDS]))}")
+    return cfg, ends
 
 
 def build(
@@ -125,42 +177,86 @@ def build(
     task_options: Mapping[str, Any] | None = None,
     train: TrainConfig | Mapping[str, Any] | None = None,
     head: str | None = None,
+    decoding: DecodingConfig | Mapping[str, Any] | None = None,
     device: str = "cpu",
     **config: Any,
 ) -> Any:
-    """Build an unfitted model of family ``name`` for ``task``.
+    """Build an unfitted model of family ``name`` for ``task`` (a name, a Task, a TaskSpec or a
+    Dataset, whose task options come along).
 
-    ``config`` sets the family's hyperparameters (an unknown key is an error that lists the
-    valid ones); ``train`` the training settings; ``task_options`` the task's settings.
+    ``config`` sets the family's encoder settings and the network's end settings
+    (:class:`~seqlab.models.network.EndsConfig`: pooling, word dropout, character CNN, ...); an
+    unknown key is an error that lists the valid ones, a renamed key one that names the new key.
+    ``train``: the training settings; ``task_options``: the task's; ``decoding``: how a generator
+    decodes by default; ``head``: a task's alternative head (labeling: ``"crf"``).
     """
     fam = get_family(name)
     the_task = _task_of(task, task_options)
     if the_task.name not in fam.tasks:
         raise ConfigError(f"model {fam.name!r} does not serve task {the_task.name!r}; it serves {', '.join(fam.tasks)}")
-    valid_heads = fam.heads.get(the_task.name)
-    if head is not None and (valid_heads is None or head not in valid_heads):
-        raise ConfigError(f"head {head!r} is not available for {fam.name} on {the_task.name}; valid: {valid_heads or ('(default)',)}")
     cfg_cls = fam.config_class()
-    check_keys(config, [f.name for f in fields(cfg_cls)], f"model {fam.name}")
-    cfg: Any = from_dict(cfg_cls, {**fam.defaults, **config}, where=f"model {fam.name}")
     if fam.kind == "classical":
-        if train:
+        given = [k for k, v in (("train", train), ("head", head), ("decoding", decoding)) if v]
+        if given:
             raise ConfigError(
-                f"model {fam.name!r} is fitted by its own estimator and takes no [train] settings; "
+                f"model {fam.name!r} is fitted by its own estimator and takes no {' / '.join(given)} settings; "
                 f"its settings are model settings: {', '.join(f.name for f in fields(cfg_cls))}"
             )
+        own = [f.name for f in fields(cfg_cls)]
+        unknown = [k for k in config if k not in own]
+        if unknown:
+            raise ConfigError(f"unknown key(s) {', '.join(map(repr, unknown))} in model {fam.name} (a classical family "
+                              f"takes no network settings); valid keys: {', '.join(sorted(own))}")
+        cfg: Any = from_dict(cfg_cls, {**fam.defaults, **config}, where=f"model {fam.name}")
         return fam.estimator_class()(fam.name, the_task, cfg)
-    if isinstance(train, Mapping) or train is None:
-        train_cfg = from_dict(TrainConfig, dict(train or {}), where="train")
-    else:
-        train_cfg = train
-    return NeuralModel(fam.name, the_task, cfg, fam.encoder_factory(the_task.name), train_cfg, device=device, head=head)
+    own_cfg, ends_cfg = split_settings(fam, {**fam.defaults, **config})
+    if head is not None:
+        ends_cfg["head"] = head
+    cfg = from_dict(cfg_cls, own_cfg, where=f"model {fam.name}")
+    ends = from_dict(EndsConfig, ends_cfg, where=f"model {fam.name}")
+    train_cfg = train if isinstance(train, TrainConfig) else from_dict(TrainConfig, dict(train or {}), where="train")
+    if decoding is not None and not isinstance(decoding, DecodingConfig):
+        decoding = from_dict(DecodingConfig, dict(decoding), where="decoding")
+    return NeuralModel(fam.name, the_task, cfg, fam.encoder_factory(), train_cfg, device=device, ends=ends,
+                       decoding=decoding, make_seq2seq=fam.seq2seq_factory())
+
+
+_LEGACY_ENDS = ("word_dropout", "pooling", "tie_weights", "char_filters", "char_dim")
+
+
+def migrate_saved(fam: Family, meta: dict[str, Any]) -> dict[str, Any]:
+    """A neural model's ``config.json`` from before the frontend/encoder/head split (format 1),
+    in today's form: the end settings move to ``ends_config``, ``embedding_dim`` becomes
+    ``d_model`` (a Mamba or hybrid model width ``hidden_size`` too, with a different token width
+    kept as ``frontend_dim``), a Transformer's ``hidden_size`` becomes ``d_ff``."""
+    old = dict(meta["model_config"])
+    ends = {k: old.pop(k) for k in _LEGACY_ENDS if k in old}
+    own = {f.name for f in fields(fam.config_class())}
+    e = old.pop("embedding_dim", None)
+    if "hidden_size" in fam.renamed and "d_ff" not in fam.renamed.get("hidden_size", "") and "hidden_size" in old:
+        width = old.pop("hidden_size") or e  # Mamba / hybrid: 0 meant the embedding width
+        if e is not None and width != e:
+            ends["frontend_dim"] = e
+        e = width
+    elif "hidden_size" in old and "hidden_size" not in own:  # Transformer: the feed-forward width
+        ff = old.pop("hidden_size")
+        old["d_ff"] = old.get("d_ff") or ff
+    if e is not None:
+        old["d_model"] = e
+    if meta.get("head"):
+        ends["head"] = meta["head"]
+    unknown = sorted(set(old) - own)
+    if unknown:
+        raise SeqlabError(f"this model was saved by an earlier seqlab whose {fam.name} settings {', '.join(unknown)} "
+                          f"no longer exist; retrain it with this version")
+    return {**meta, "model_config": old, "ends_config": ends, "format": SAVE_FORMAT}
 
 
 def load(path: str | Path) -> Any:
     """Load a model saved with ``model.save(path)`` (safetensors + JSON; nothing is unpickled).
 
     ``path`` may also be a run directory written by ``seqlab train`` (its model is in ``model/``).
+    Models saved by the previous format load too (see :func:`migrate_saved`).
     """
     if (Path(path) / "model" / "config.json").exists():
         path = Path(path) / "model"
@@ -170,4 +266,6 @@ def load(path: str | Path) -> Any:
     fam = get_family(meta["family"])
     if fam.kind == "classical":
         return fam.estimator_class().from_saved(path, meta, fam.config_class())
-    return NeuralModel.from_saved(path, meta, fam.config_class(), fam.encoder_factory(meta["task"]))
+    if meta.get("format", 1) < SAVE_FORMAT:
+        meta = migrate_saved(fam, meta)
+    return NeuralModel.from_saved(path, meta, fam.config_class(), fam.encoder_factory(), fam.seq2seq_factory())

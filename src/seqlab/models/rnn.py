@@ -29,25 +29,22 @@ RNNState = Tensor | tuple[Tensor, Tensor]
 
 @dataclass(frozen=True)
 class RNNConfig:
-    """Hyperparameters of a recurrent model (embedding, encoder and head options)."""
+    """Encoder settings of a recurrent model: ``d_model`` is the width of the vectors entering
+    the recurrence, ``hidden_size`` its state width (per direction). ``dropout`` also applies in
+    the network's ends; ``seed`` initialises the whole network."""
 
     cell: Literal["lstm", "gru", "elman"] = "lstm"
-    embedding_dim: int = 128
+    d_model: int = 128
     hidden_size: int = 256
     num_layers: int = 1
     bidirectional: bool = False
     dropout: float = 0.1
-    word_dropout: float = 0.0
     nonlinearity: Literal["tanh", "relu"] = "tanh"
-    pooling: Literal["last", "mean", "max", "attention"] = "last"
-    tie_weights: bool = True
-    char_filters: int = 0  # > 0: a character CNN adds this many features per word (labeling)
-    char_dim: int = 30
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_at_least(self, 1, "embedding_dim", "hidden_size", "num_layers")
-        check_fraction(self, "dropout", "word_dropout")
+        check_at_least(self, 1, "d_model", "hidden_size", "num_layers")
+        check_fraction(self, "dropout")
 
 
 class RNNEncoder(nn.Module):

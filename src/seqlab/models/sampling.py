@@ -27,7 +27,7 @@ from torch import Tensor
 
 from seqlab.errors import ConfigError
 from seqlab.inference.continuation import Method, decode_continuation
-from seqlab.inference.decoding import reorder_state
+from seqlab.inference.decoding import DecodingConfig, reorder_state
 
 __all__ = ["Method", "CausalLM", "RecurrentStepper", "WindowStepper", "generate"]
 
@@ -55,7 +55,7 @@ class RecurrentStepper:
         state = None
         if len(ids) > 1:
             x = torch.tensor([ids[:-1]], dtype=torch.long, device=self._device)  # (1, T-1)
-            _, state = self.encoder.step(self.module.embed(x), None)
+            _, state = self.encoder.step(self.module.frontend.embed(x), None)
         return torch.tensor(ids[-1:], dtype=torch.long, device=self._device), state
 
     @property
@@ -63,7 +63,7 @@ class RecurrentStepper:
         return next(self.module.parameters()).device
 
     def step(self, tokens: Tensor, state: Any) -> tuple[Tensor, Any]:
-        h, state = self.encoder.step(self.module.embed(tokens[:, None]), state)  # (N, 1, H)
+        h, state = self.encoder.step(self.module.frontend.embed(tokens[:, None]), state)  # (N, 1, H)
         mask = torch.ones(h.shape[0], 1, dtype=torch.bool, device=h.device)  # (N, 1)
         return self.module.head(h, mask)[:, -1], state  # (N, V)
 
@@ -96,28 +96,30 @@ class WindowStepper(RecurrentStepper):
 
 @torch.no_grad()
 def generate(
-    model: CausalLM, prompts: Sequence[str], max_new_tokens: int, temperature: float,
-    top_k: int | None, seed: int, *, top_p: float | None = None, method: Method = "sample",
-    beam: int = 4, stop_at_eos: bool = False,
+    model: CausalLM, prompts: Sequence[str], max_new_tokens: int, decoding: DecodingConfig, *, stop_at_eos: bool = False,
 ) -> list[str]:
-    """Continue each prompt by up to ``max_new_tokens`` tokens; returns the continuations as text."""
+    """Continue each prompt by up to ``max_new_tokens`` tokens under ``decoding`` (method,
+    temperature, top-k, top-p, beam; sampling draws from one generator seeded with
+    ``decoding.seed`` for the whole call); returns the continuations as text."""
     task: Any = model.task
-    if task.name != "lm":
-        raise ConfigError(f"generate() needs a causal LM; this model's task is {task.name!r}")
+    if not (task.causal and hasattr(task, "codec")):
+        raise ConfigError(f"generate() needs a causal language model; this model's task is {task.name!r}")
     module = model.module
     was_training = module.training
     module.eval()
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(decoding.seed)
     codec = task.codec
     eos = codec.fitted_vocab.eos_id
     has_step = getattr(module.encoder, "step", None) is not None
     stepper = RecurrentStepper(module) if has_step else WindowStepper(module, task.config.block_size)
+    d = decoding
     outs = []
     try:
         for prompt in prompts:
             ids = codec.encode(prompt) or [eos]
             new = decode_continuation(
-                stepper, ids, max_new_tokens, eos if stop_at_eos else None, method, temperature, top_k, top_p, beam, gen
+                stepper, ids, max_new_tokens, eos if stop_at_eos else None, d.method, d.temperature, d.top_k, d.top_p,
+                d.beam, gen,
             )
             outs.append(codec.detokenize(codec.decode(new)))
     finally:

@@ -39,6 +39,7 @@ from seqlab.errors import ConfigError
 from seqlab.inference.decoding import reorder_state
 from seqlab.models.layers import TokenEmbedding, restore_alignment, right_align
 from seqlab.models.layers.seq2seq_attention import SourceAttention
+from seqlab.models.network import EndsConfig, training_loss
 
 __all__ = ["seq2seq_network", "Seq2SeqConfig", "Seq2SeqModule", "teacher_forcing_schedule"]
 
@@ -73,10 +74,13 @@ def teacher_forcing_schedule(
 
 @dataclass(frozen=True)
 class Seq2SeqConfig:
-    """Hyperparameters of an RNN encoder-decoder."""
+    """Settings of an RNN encoder-decoder: ``d_model`` is the token embedding width (both sides),
+    ``hidden_size`` the recurrent state. Word dropout (on source tokens) and weight tying (decoder
+    embedding = output projection) are the network's end settings (``word_dropout``,
+    ``tie_weights``), set as for every family."""
 
     cell: Literal["gru", "lstm"] = "gru"
-    embedding_dim: int = 128
+    d_model: int = 128
     hidden_size: int = 256
     num_layers: int = 1
     bidirectional: bool = True  # the encoder's
@@ -84,8 +88,6 @@ class Seq2SeqConfig:
     attention_dim: int = 0  # Bahdanau's A; 0: hidden_size
     input_feeding: bool = True  # Luong only
     dropout: float = 0.1
-    word_dropout: float = 0.0  # on source tokens
-    tie_weights: bool = True  # decoder embedding = output projection
     share_embeddings: bool = False  # one embedding for source and target (same vocabulary)
     teacher_forcing: float = 1.0  # probability of feeding the gold previous token
     own_prediction: Literal["argmax", "sample"] = "argmax"  # what is fed otherwise
@@ -96,8 +98,8 @@ class Seq2SeqConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_at_least(self, 1, "embedding_dim", "hidden_size", "num_layers")
-        check_fraction(self, "dropout", "word_dropout")
+        check_at_least(self, 1, "d_model", "hidden_size", "num_layers")
+        check_fraction(self, "dropout")
         _check_choice("cell", self.cell, ("gru", "lstm"))
         _check_choice("attention", self.attention, ("none", "bahdanau", "luong_dot", "luong_general"))
         _check_choice("own_prediction", self.own_prediction, ("argmax", "sample"))
@@ -142,8 +144,9 @@ class Seq2SeqModule(nn.Module):
     (``<bos>`` + target), ``mask`` (B, T) bool.
     """
 
-    def __init__(self, config: Seq2SeqConfig, src_vocab_size: int, tgt_vocab_size: int) -> None:
+    def __init__(self, config: Seq2SeqConfig, src_vocab_size: int, tgt_vocab_size: int, ends: EndsConfig | None = None) -> None:
         super().__init__()
+        self.ends = ends or EndsConfig()
         c = self.config = config
         if c.share_embeddings and src_vocab_size != tgt_vocab_size:
             raise ConfigError("share_embeddings needs one vocabulary, found sizes "
@@ -155,27 +158,28 @@ class Seq2SeqModule(nn.Module):
         self.attention: Tensor | None = None
 
     def _build(self, src_vocab_size: int, tgt_vocab_size: int) -> None:
+        e = self.ends
         c = self.config
-        self.src_embed = TokenEmbedding(src_vocab_size, c.embedding_dim, c.dropout, c.word_dropout,
+        self.src_embed = TokenEmbedding(src_vocab_size, c.d_model, c.dropout, e.word_dropout,
                                         n_special=len(SPECIALS))
         self.tgt_embed = self.src_embed if c.share_embeddings else TokenEmbedding(
-            tgt_vocab_size, c.embedding_dim, c.dropout, n_special=len(SPECIALS))
+            tgt_vocab_size, c.d_model, c.dropout, n_special=len(SPECIALS))
         h, dirs = c.hidden_size, 2 if c.bidirectional else 1
         m = self.memory_dim = h * dirs
-        p = self.out_dim = c.embedding_dim if c.tie_weights else h
-        self.encoder = _rnn(c.cell, c.embedding_dim, h, c.num_layers, c.dropout, c.bidirectional)
+        p = self.out_dim = c.d_model if e.tie_weights else h
+        self.encoder = _rnn(c.cell, c.d_model, h, c.num_layers, c.dropout, c.bidirectional)
         self.bridge = nn.Linear(m, h)  # final encoder state (per layer) -> decoder initial state
         self.bridge_cell = nn.Linear(m, h) if c.cell == "lstm" else None
         self.luong = c.attention.startswith("luong")
         self.feeds = c.attention == "none" or (self.luong and c.input_feeding)
         feed_dim = m if c.attention in ("none", "bahdanau") else (p if self.feeds else 0)
-        self.decoder = _rnn(c.cell, c.embedding_dim + feed_dim, h, c.num_layers, c.dropout, False)
+        self.decoder = _rnn(c.cell, c.d_model + feed_dim, h, c.num_layers, c.dropout, False)
         self.attn = None if c.attention == "none" else SourceAttention(c.attention, h, m, c.attention_dim or None)
         # output layer: Luong's W_c [c; h]; Bahdanau's / Cho's "deep output" from [s; c; y_prev]
-        self.combine = nn.Linear(m + h if self.luong else h + m + c.embedding_dim, p)
+        self.combine = nn.Linear(m + h if self.luong else h + m + c.d_model, p)
         self.drop = nn.Dropout(c.dropout)
         self.out = nn.Linear(p, tgt_vocab_size, bias=False)
-        if c.tie_weights:
+        if e.tie_weights:
             self.out.weight = self.tgt_embed.weight_layer.weight
 
     # --- scheduled sampling hook -------------------------------------------------------
@@ -269,8 +273,8 @@ class Seq2SeqModule(nn.Module):
     # --- whole sequences -------------------------------------------------------------------
     def forward(
         self, batch: dict[str, Tensor], teacher_forcing_ratio: float | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
+        generator: torch.Generator | None = None, loss: bool = False,
+    ) -> Any:
         """Logits (B, T, V) for next tokens. ``teacher_forcing_ratio`` defaults to
         :attr:`teacher_forcing_ratio` in training mode and to 1 (pure teacher forcing) in eval
         mode; below 1 the model's own prediction replaces the gold previous token with
@@ -282,8 +286,10 @@ class Seq2SeqModule(nn.Module):
             raise ConfigError(f"teacher_forcing_ratio must be in [0, 1], found {teacher_forcing_ratio}")
         state = self.start(batch)
         if teacher_forcing_ratio >= 1.0 and self.parallel:
-            return self._forward_parallel(batch["input_ids"], state)
-        return self._forward_steps(batch["input_ids"], state, teacher_forcing_ratio, generator)
+            out = self._forward_parallel(batch["input_ids"], state)
+        else:
+            out = self._forward_steps(batch["input_ids"], state, teacher_forcing_ratio, generator)
+        return training_loss(self, out, batch) if loss else out
 
     @torch.no_grad()
     def alignment(self, batch: dict[str, Tensor], i: int) -> Tensor:
@@ -338,6 +344,6 @@ class Seq2SeqModule(nn.Module):
         return self.out(self.drop(pre))  # (B, T, V)
 
 
-def seq2seq_network(config: Seq2SeqConfig, task: Any) -> Seq2SeqModule:
+def seq2seq_network(config: Seq2SeqConfig, task: Any, ends: EndsConfig) -> Seq2SeqModule:
     """The registry's factory: the whole encoder-decoder for a generation task's vocabularies."""
-    return Seq2SeqModule(config, src_vocab_size=task.input_size, tgt_vocab_size=task.output_size)
+    return Seq2SeqModule(config, src_vocab_size=task.input_size, tgt_vocab_size=task.output_size, ends=ends)

@@ -1,6 +1,6 @@
 """Transformer family: Pre-LayerNorm blocks over ``scaled_dot_product_attention``.
 
-Shapes: B batch, T time (Tq new queries, Tk keys incl. cached), D = embedding_dim model width,
+Shapes: B batch, T time (Tq new queries, Tk keys incl. cached), D = d_model, the model width,
 H heads, Dh = D / H, F feed-forward width. Masks are (B, T) bool, True = real token.
 
 One encoder class serves three shapes: bidirectional (encoder-only, for classification,
@@ -46,6 +46,7 @@ from seqlab.models.layers.positions import (
     positions_from_mask,
     rope_angles,
 )
+from seqlab.models.network import EndsConfig, training_loss
 
 __all__ = [
     "TransformerConfig", "TransformerEncoder", "TransformerBlock", "TransformerDecoderBlock", "BlockCache",
@@ -57,20 +58,18 @@ PositionScheme = Literal["none", "sinusoidal", "learned", "rope", "alibi"]
 
 @dataclass(frozen=True)
 class TransformerConfig:
-    """Hyperparameters of a Transformer. ``embedding_dim`` is the model width D.
+    """Encoder settings of a Transformer. ``d_model`` is the model width D.
 
-    The feed-forward width is ``d_ff``, or ``hidden_size`` (the name every family shares), or
-    4 * D when neither is set. ``causal=None`` follows the task (lm: causal; others: not).
+    The feed-forward width is ``d_ff``, or 4 * D when unset. ``causal=None`` follows the task (lm: causal; others: not).
     ``moe_experts > 0`` replaces each feed-forward by that many experts, ``moe_top_k`` per token,
     adding ``moe_loss_weight`` x the balancing loss (summed over layers) to the training loss.
     ``max_len`` bounds learned positions only.
     """
 
-    embedding_dim: int = 128
+    d_model: int = 128
     n_heads: int = 4
     num_layers: int = 2
     d_ff: int | None = None
-    hidden_size: int | None = None
     dropout: float = 0.1
     attention_dropout: float = 0.0
     positions: PositionScheme = "rope"
@@ -79,11 +78,6 @@ class TransformerConfig:
     moe_experts: int = 0
     moe_top_k: int = 1
     moe_loss_weight: float = 0.01
-    word_dropout: float = 0.0
-    pooling: Literal["last", "mean", "max", "attention"] = "mean"
-    tie_weights: bool = True
-    char_filters: int = 0
-    char_dim: int = 30
     norm_eps: float = 1e-5
     bias: bool = True  # biases in the blocks' linear layers and LayerNorms (False: as GPT-2 variants / nanoGPT)
     scale_embedding: bool | None = None  # None: True with sinusoidal positions (see embedding_init)
@@ -92,19 +86,15 @@ class TransformerConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_at_least(self, 1, "embedding_dim", "n_heads", "num_layers", "max_len")
+        check_at_least(self, 1, "d_model", "n_heads", "num_layers", "max_len")
         check_at_least(self, 0, "decoder_layers")
-        for name in ("d_ff", "hidden_size"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ConfigError(f"{name} must be >= 1 (or unset), found {value}")
-        if self.d_ff is not None and self.hidden_size is not None and self.d_ff != self.hidden_size:
-            raise ConfigError(f"d_ff ({self.d_ff}) and hidden_size ({self.hidden_size}) both set the feed-forward width; set one")
-        if self.embedding_dim % self.n_heads:
-            raise ConfigError(f"embedding_dim ({self.embedding_dim}) must be a multiple of n_heads ({self.n_heads})")
-        if self.positions == "rope" and (self.embedding_dim // self.n_heads) % 2:
-            raise ConfigError(f"positions='rope' needs an even head width; embedding_dim / n_heads = {self.embedding_dim // self.n_heads}")
-        check_fraction(self, "dropout", "attention_dropout", "word_dropout")
+        if self.d_ff is not None and self.d_ff < 1:
+            raise ConfigError(f"d_ff must be >= 1 (or unset), found {self.d_ff}")
+        if self.d_model % self.n_heads:
+            raise ConfigError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
+        if self.positions == "rope" and (self.d_model // self.n_heads) % 2:
+            raise ConfigError(f"positions='rope' needs an even head width; d_model / n_heads = {self.d_model // self.n_heads}")
+        check_fraction(self, "dropout", "attention_dropout")
         if self.moe_experts < 0 or self.moe_loss_weight < 0:
             raise ConfigError(f"moe_experts and moe_loss_weight must be >= 0, found {self.moe_experts}, {self.moe_loss_weight}")
         if self.moe_experts and not 1 <= self.moe_top_k <= self.moe_experts:
@@ -122,7 +112,7 @@ class TransformerConfig:
 
     @property
     def ff_width(self) -> int:
-        return self.d_ff or self.hidden_size or 4 * self.embedding_dim
+        return self.d_ff or 4 * self.d_model
 
 
 @dataclass(frozen=True)
@@ -148,7 +138,7 @@ class TransformerBlock(nn.Module):
     def __init__(self, config: TransformerConfig, cross: bool = False) -> None:
         super().__init__()
         c = config
-        d = c.embedding_dim
+        d = c.d_model
         b = c.bias
         self.ln1 = nn.LayerNorm(d, eps=c.norm_eps, bias=b)
         self.attn = MultiHeadAttention(d, c.n_heads, c.attention_dropout, bias=b)
@@ -207,7 +197,7 @@ class TransformerEncoder(nn.Module):
     def __init__(self, config: TransformerConfig, input_dim: int, cross: bool = False, num_layers: int | None = None) -> None:
         super().__init__()
         c = config
-        d = c.embedding_dim
+        d = c.d_model
         self.config = c
         self.causal = bool(c.causal)
         self.cross = cross
@@ -321,15 +311,17 @@ class TransformerSeq2Seq(nn.Module):
     ``mask`` (B, T). Shapes: S source, T target, D width, V target vocabulary.
     """
 
-    def __init__(self, config: TransformerConfig, src_vocab_size: int, tgt_vocab_size: int) -> None:
+    def __init__(self, config: TransformerConfig, src_vocab_size: int, tgt_vocab_size: int,
+                 ends: EndsConfig | None = None) -> None:
         super().__init__()
         c = self.config = config
+        e = ends or EndsConfig()
         if c.share_embeddings and src_vocab_size != tgt_vocab_size:
             raise ConfigError("share_embeddings needs one vocabulary (task option shared_vocab=true), found sizes "
                               f"{src_vocab_size} (source) and {tgt_vocab_size} (target)")
-        d = c.embedding_dim
+        d = c.d_model
         scaled, std = c.embedding_init()
-        self.src_embed = TokenEmbedding(src_vocab_size, d, c.dropout, c.word_dropout, n_special=len(SPECIALS),
+        self.src_embed = TokenEmbedding(src_vocab_size, d, c.dropout, e.word_dropout, n_special=len(SPECIALS),
                                         scaled=scaled, init_std=std)
         self.tgt_embed = self.src_embed if c.share_embeddings else TokenEmbedding(
             tgt_vocab_size, d, c.dropout, n_special=len(SPECIALS), scaled=scaled, init_std=std)
@@ -338,7 +330,7 @@ class TransformerSeq2Seq(nn.Module):
                                           num_layers=c.decoder_layers or c.num_layers)
         self.drop = nn.Dropout(c.dropout)
         self.out = nn.Linear(d, tgt_vocab_size, bias=False)
-        if c.tie_weights:
+        if e.tie_weights:
             self.out.weight = self.tgt_embed.weight_layer.weight
         self.aux_loss: Tensor | None = None
 
@@ -349,13 +341,15 @@ class TransformerSeq2Seq(nn.Module):
     def _logits(self, h: Tensor) -> Tensor:
         return cast(Tensor, self.out(self.drop(h)))
 
-    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+    def forward(self, batch: dict[str, Tensor], loss: bool = False) -> Any:
+        """Teacher-forced logits (B, T, V); ``loss=True``: (summed training loss, units)."""
         src_mask = batch["src_mask"].bool()
         memory = self.encode(batch["src_ids"], src_mask)  # (B, S, D)
         h = self.decoder(self.tgt_embed(batch["input_ids"]), batch["mask"].bool(), memory, src_mask)  # (B, T, D)
         auxes = [a for a in (self.encoder.aux_loss, self.decoder.aux_loss) if a is not None]
         self.aux_loss = torch.stack(auxes).sum() if auxes else None
-        return self._logits(h)  # (B, T, V)
+        out = self._logits(h)  # (B, T, V)
+        return training_loss(self, out, batch) if loss else out
 
     @torch.no_grad()
     def alignment(self, batch: dict[str, Tensor], i: int, layer: int = -1) -> Tensor:
@@ -394,9 +388,9 @@ class TransformerSeq2Seq(nn.Module):
                 "cache": TransformerEncoder.reorder(state["cache"], idx)}
 
 
-def transformer_network(config: TransformerConfig, task: Any) -> TransformerSeq2Seq:
+def transformer_network(config: TransformerConfig, task: Any, ends: EndsConfig) -> TransformerSeq2Seq:
     """The registry's factory for encoder-decoder tasks: the whole network for the task's vocabularies."""
-    return TransformerSeq2Seq(config, src_vocab_size=task.input_size, tgt_vocab_size=task.output_size)
+    return TransformerSeq2Seq(config, src_vocab_size=task.input_size, tgt_vocab_size=task.output_size, ends=ends)
 
 
 def _vocab(model: Any) -> Any:
@@ -425,7 +419,7 @@ def transfer_encoder(src: Any, dst: Any, train: Sequence[Any] | None = None) -> 
     except RuntimeError as e:
         raise ConfigError(f"the encoders differ in shape; build dst with src's model settings: {e}") from None
     src_vocab, dst_vocab = _vocab(src), _vocab(dst)
-    src_w, dst_w = s.embed.weight, d.embed.weight  # (V_src, E), (V_dst, E)
+    src_w, dst_w = s.frontend.embed.weight, d.frontend.embed.weight  # (V_src, E), (V_dst, E)
     if src_w.shape[1] != dst_w.shape[1]:
         raise ConfigError(f"embedding widths differ: {src_w.shape[1]} vs {dst_w.shape[1]}")
     pairs = [(i, src_vocab.stoi[t]) for i, t in enumerate(dst_vocab.itos) if t in src_vocab.stoi]

@@ -73,17 +73,19 @@ def _load(args: argparse.Namespace) -> tuple[Any, list[Any]]:
 
 
 def _inputs(model: Any, examples: list[Any]) -> list[Any]:
-    """Raw model inputs of examples: the source pair (generation), else tokens or text."""
-    if model.task.name == "generation":
+    """Raw model inputs of examples: the whole pair for a generator (its audit teacher-forces the
+    target), else the task's input field."""
+    if model.task.decodes_free:
         return examples
     out = []
+    keys = model.task.input_keys
     for i, ex in enumerate(examples):
-        for key in ("tokens", "text"):
+        for key in keys:
             if key in ex:
                 out.append(ex[key])
                 break
         else:
-            raise SeqlabError(f"example {i} has neither 'tokens' nor 'text'")
+            raise SeqlabError(f"example {i} has none of the input fields {', '.join(map(repr, keys))}")
     return out
 
 

@@ -192,7 +192,7 @@ def _neural_changes(model: Any, inputs: Sequence[Any], amounts: tuple[int, ...],
 
 def _neural_items(model: Any, inputs: Sequence[Any]) -> list[dict[str, Any]]:
     task = model.task
-    if task.name != "generation":
+    if not task.decodes_free:
         return list(task.encode_inputs(list(inputs)))
     pairs = [x for x in inputs if isinstance(x, dict)]
     if pairs and len(pairs) != len(inputs):
@@ -208,7 +208,7 @@ def _real_probs(model: Any, batch: dict[str, Tensor]) -> list[Tensor]:
     module = model.module
     output = module(batch)
     fn = getattr(model, "output_probabilities", None)
-    if callable(fn) and getattr(module, "head", None) is not None and model.task.name != "generation":
+    if callable(fn) and getattr(module, "head", None) is not None and not model.task.decodes_free:
         probs = fn(output, batch)  # (B, T, K) or (B, K)
     else:
         probs = output.float().softmax(-1)
@@ -279,15 +279,6 @@ def _classical_changes(model: Any, inputs: Sequence[Any], amounts: tuple[int, ..
 #: first ``max_len`` (policy ``head``), ``cut_middle`` both ends (policy ``middle``).
 TRUNCATION_MODES: dict[str, str] = {"cut_head": "tail", "cut_tail": "head", "cut_middle": "middle"}
 
-_PREDICTION = {
-    "classification": "the predicted label",
-    "labeling": "the labels of the kept tokens (changed if any one differs)",
-    "lm": "the next-token prediction at the final kept position (against the uncut prefix up to that "
-          "position; for a causal model cut_tail cannot change it)",
-    "generation": "the generated output sequence",
-}
-
-
 @dataclass(frozen=True)
 class TruncationAudit:
     """For each truncation mode, how many of the ``n_longer`` inputs longer than ``max_len``
@@ -328,15 +319,10 @@ class TruncationAudit:
 def _tokens(model: Any, value: Any) -> list[str]:
     """The tokens the model reads for a raw input (its ``tokenize`` where it has one)."""
     task = model.task
-    if task.name == "generation":
-        v = value["source"] if isinstance(value, dict) else value
-        return list(task.source_codec.tokens(v))
     fn = getattr(model, "tokenize", None)
-    if callable(fn):
+    if callable(fn) and not task.decodes_free:  # a generator's tokenize is its output side
         return list(fn(value))
-    if isinstance(value, str):
-        return value.split() if task.name == "labeling" else list(task.codec.tokens(value))
-    return list(value)
+    return list(task.raw_tokens(value))
 
 
 def truncation_audit(model: Any, examples: Sequence[Any], max_len: int,
@@ -354,37 +340,37 @@ def truncation_audit(model: Any, examples: Sequence[Any], max_len: int,
     """
     if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
         raise ConfigError(f"max_len must be an integer >= 1, found {max_len!r}")
-    task = model.task.name
-    if task not in _PREDICTION:
-        raise ConfigError(f"truncation_audit serves {', '.join(_PREDICTION)}; not {task!r}")
+    the_task = model.task
+    task, kind = the_task.name, the_task.prediction_kind
+    if not kind:
+        raise ConfigError(f"truncation_audit needs a task whose predictions can be compared; not {task!r}")
     for m in modes:
         if m not in TRUNCATION_MODES:
             raise ConfigError(f"unknown truncation mode {m!r}; valid: {', '.join(TRUNCATION_MODES)}")
-    raw = [_raw(x, task) for x in examples]
+    raw = [_raw(x, the_task.input_keys) for x in examples]
     toks = [_tokens(model, x) for x in raw]
     longer = [i for i, t in enumerate(toks) if len(t) > max_len]
     changed: list[tuple[int, ...]] = []
-    full = model.predict([toks[i] for i in longer]) if longer and task != "lm" else []
+    full = model.predict([toks[i] for i in longer]) if longer and kind != "next" else []
     for mode in modes:
         kept = [truncate(list(range(len(toks[i]))), max_len, TRUNCATION_MODES[mode])[0] for i in longer]  # type: ignore[arg-type]
         cut = [[toks[i][j] for j in k] for i, k in zip(longer, kept)]
         got = model.predict(cut) if cut else []
-        if task == "lm":  # the uncut prediction at the final kept token: the prefix ending there
+        if kind == "next":  # the uncut prediction at the final kept token: the prefix ending there
             ref = model.predict([toks[i][: k[-1] + 1] for i, k in zip(longer, kept)]) if cut else []
             diff = [a != b for a, b in zip(ref, got)]
-        elif task == "labeling":
+        elif kind == "token":
             diff = [[f[j] for j in k] != list(g)[: len(k)] for f, g, k in zip(full, got, kept)]
         else:
             diff = [a != b for a, b in zip(full, got)]
         changed.append(tuple(i for i, d in zip(longer, diff) if d))
     return TruncationAudit(family_of(model), task, max_len, len(raw), len(longer), tuple(modes),
-                           tuple(len(c) for c in changed), tuple(changed), _PREDICTION[task])
+                           tuple(len(c) for c in changed), tuple(changed), the_task.prediction_words)
 
 
-def _raw(x: Any, task: str) -> Any:
+def _raw(x: Any, keys: tuple[str, ...]) -> Any:
     if not isinstance(x, dict):
         return x
-    keys = ("source",) if task == "generation" else ("tokens", "text")
     for k in keys:
         if k in x:
             return x[k]

@@ -57,7 +57,7 @@ def run_sensitivity(args: argparse.Namespace) -> int:
     if args.saliency:
         sal = saliency(model, args.text)  # (J, T)
         toks = model.tokenize(args.text)
-        outs = ["<sequence>"] if sal.shape[0] == 1 and model.task.name == "classification" else toks
+        outs = ["<sequence>"] if sal.shape[0] == 1 and model.task.probe_rows == "sequence" else toks
         rows = [(f"{j}:{o}", *(f"{float(v):.3g}" for v in sal[j])) for j, o in enumerate(outs)]
         print("\nsaliency ||d log p_j(top-1) / d embedding_i||, rows = output j, columns = input i")
         print(format_table(rows, ("output \\ input", *(f"{i}:{t}" for i, t in enumerate(toks)))))

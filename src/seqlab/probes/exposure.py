@@ -99,8 +99,8 @@ def exposure_bias(model: Any, examples: Sequence[dict[str, Any]], max_positions:
     The module runs in eval mode (pure teacher forcing, no dropout).
     """
     task = model.task
-    if task.name != "generation":
-        raise ConfigError(f"exposure_bias is for encoder-decoders on the generation task, not {task.name!r}")
+    if not task.decodes_free:
+        raise ConfigError(f"exposure_bias is for generators (encoder-decoders on the generation task), not {task.name!r}")
     module = model.module
     if not examples:
         raise ConfigError("exposure_bias needs at least one {'source', 'target'} example")

@@ -176,14 +176,14 @@ def _check_replacement(model: Any, token: str) -> str:
 
 
 def _check_rows(model: Any, dist: Tensor, tokens: Sequence[str]) -> None:
-    rows = 1 if model.task.name == "classification" else len(tokens)
+    rows = 1 if model.task.probe_rows == "sequence" else len(tokens)
     if dist.dim() != 2 or dist.shape[0] != rows:
         raise SeqlabError(f"{type(model).__name__}.distributions gave shape {tuple(dist.shape)} for "
                           f"{len(tokens)} tokens; expected ({rows}, K)")
 
 
 def _outputs(model: Any, tokens: Sequence[str]) -> tuple[str, ...]:
-    return ("<sequence>",) if model.task.name == "classification" else tuple(tokens)
+    return ("<sequence>",) if model.task.probe_rows == "sequence" else tuple(tokens)
 
 
 def _family(model: Any) -> str:
@@ -284,7 +284,7 @@ def saliency(model: Any, tokens: Any) -> Tensor:
     p_j is output row j of :meth:`distributions` (softmax, or CRF marginals), y*_j its top-1
     label (held fixed) and e_i the embedding layer's output at token i (after its scaling,
     before the encoder; a character CNN's features are not included). Taken through a
-    forward hook on ``module.embed`` in eval mode, one backward pass per output row.
+    forward hook on ``module.frontend.embed`` in eval mode, one backward pass per output row.
     Classical families raise :class:`SeqlabError`."""
     if getattr(model, "kind", None) != "neural" or not hasattr(model, "output_probabilities"):
         raise SeqlabError(f"saliency needs a neural family; {_family(model)} is {getattr(model, 'kind', 'not neural')}")
@@ -301,7 +301,7 @@ def saliency(model: Any, tokens: Any) -> Tensor:
 
     was_training = module.training
     module.eval()
-    handle = module.embed.register_forward_hook(keep)
+    handle = module.frontend.embed.register_forward_hook(keep)
     try:
         with torch.enable_grad():
             probs = model.output_probabilities(module(batch), batch, differentiable=True)  # (1, T, K) or (1, K)

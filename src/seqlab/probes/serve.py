@@ -151,7 +151,7 @@ class ProbeApp:
     def _alternatives(self, toks: list[str]) -> list[list[str]] | None:
         """lm only: for each token i, the model's most likely tokens at i given tokens[:i]
         (row i - 1 of its next-token distributions; none for i = 0), the token itself excluded."""
-        if self.model.task.name != "lm" or len(toks) < 2:
+        if not self.model.task.causal or len(toks) < 2:
             return None
         with self._lock:
             (dist,) = self.model.distributions([toks])  # (T, V)

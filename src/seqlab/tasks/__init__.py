@@ -7,18 +7,22 @@ from typing import Any
 
 from seqlab.config import check_keys, from_dict
 from seqlab.errors import ConfigError
-from seqlab.tasks.base import Batch, Encoded, EvalAccumulator, Example, Item, Task
+from seqlab.tasks.base import Batch, Encoded, EvalAccumulator, Example, Item, Task, TaskSpec
 from seqlab.tasks.classification import ClassificationConfig, ClassificationTask
 from seqlab.tasks.generation import GenerationConfig, GenerationTask
 from seqlab.tasks.labeling import LabelingConfig, LabelingTask
 from seqlab.tasks.lm import LMConfig, LMTask
 from seqlab.tasks.mlm import MLMConfig, MLMTask
+from seqlab.tasks.regression import RegressionConfig, RegressionTask
+from seqlab.tasks.text import TextTask
 
 __all__ = [
     "TASKS",
     "make_task",
     "task_from_state",
     "Task",
+    "TaskSpec",
+    "TextTask",
     "Encoded",
     "EvalAccumulator",
     "Example",
@@ -32,11 +36,16 @@ TASKS: dict[str, tuple[type[Task], type]] = {
     "labeling": (LabelingTask, LabelingConfig),
     "lm": (LMTask, LMConfig),
     "mlm": (MLMTask, MLMConfig),
+    "regression": (RegressionTask, RegressionConfig),
 }
 
 
-def make_task(name: str, options: Mapping[str, Any] | None = None) -> Task:
-    """A fresh (unfitted) task from its name and options; unknown names/keys are errors."""
+def make_task(name: str | TaskSpec, options: Mapping[str, Any] | None = None) -> Task:
+    """A fresh (unfitted) task from its name (or a :class:`TaskSpec`, whose options come first)
+    and options; unknown names/keys are errors."""
+    if isinstance(name, TaskSpec):
+        options = {**name.options, **dict(options or {})}
+        name = name.name
     if name not in TASKS:
         raise ConfigError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
     cls, cfg_cls = TASKS[name]

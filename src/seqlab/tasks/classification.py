@@ -6,9 +6,10 @@ Loss: cross-entropy, one unit per sequence. Decoding: argmax. Metrics: accuracy,
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -19,10 +20,25 @@ from seqlab.data.batching import TruncationPolicy, pad_sequences, truncate
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError
 from seqlab.metrics.classification import accuracy, macro_f1
-from seqlab.tasks.base import Batch, Encoded, Example, Item, Task
-from seqlab.tasks.text import TextCodec, TextOptions, as_tokens, encode_text_items, text_field
+from seqlab.tasks.base import Batch, Encoded, Example, Item, ProbeRows
+from seqlab.tasks.text import (
+    TextCodec,
+    TextOptions,
+    TextTask,
+    as_tokens,
+    encode_text_items,
+    text_field,
+)
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from seqlab.models.heads import Head
+    from seqlab.models.network import EndsSpec
 
 __all__ = ["ClassificationConfig", "ClassificationTask", "text_field"]
+
+_TOY_WORDS = ("red", "blue", "green", "cat", "dog", "sun", "moon")
 
 
 @dataclass(frozen=True)
@@ -41,7 +57,7 @@ class ClassificationConfig(TextOptions):
             raise ConfigError(f"max_len must be >= 1 or None, found {self.max_len}")
 
 
-class ClassificationTask(Task):
+class ClassificationTask(TextTask):
     name = "classification"
     output = "sequence"
     causal = False
@@ -51,6 +67,12 @@ class ClassificationTask(Task):
     loss_name = "cross-entropy"
     decoding = "argmax"
     metric_names = ("accuracy", "macro_f1")
+    input_keys = ("tokens", "text")
+    prediction_kind = "sequence"
+    prediction_words = "the predicted label"
+    file_shapes = (("text", "label"), ("tokens", "label"))
+    keys = ("text", "tokens", "label")
+    probe_rows: ProbeRows = "sequence"
 
     def __init__(self, config: ClassificationConfig | None = None) -> None:
         self.config = config or ClassificationConfig()
@@ -73,10 +95,6 @@ class ClassificationTask(Task):
         if self.labels is None:
             raise ConfigError("the task is not fitted: call fit() on training examples first")
         return self.labels
-
-    @property
-    def input_size(self) -> int:
-        return len(self.codec.fitted_vocab)
 
     @property
     def output_size(self) -> int:
@@ -114,6 +132,11 @@ class ClassificationTask(Task):
             "index": torch.tensor([it["index"] for it in items], dtype=torch.long),  # (B,)
         }
 
+    def build_head(self, spec: EndsSpec, dim: int, frontend: nn.Module, encoder: nn.Module) -> Head:
+        from seqlab.models.heads import SequenceHead
+
+        return SequenceHead(dim, self.output_size, spec.ends.pooling, spec.dropout, getattr(encoder, "last", None))
+
     def loss(self, output: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
         """``output``: (B, C) logits. Labels unseen in training (-100) are skipped."""
         labels = batch["labels"]
@@ -128,6 +151,16 @@ class ClassificationTask(Task):
         probs = output.float().softmax(-1)  # (B, C)
         names = self.label_vocab.itos
         return [{names[c]: float(p[c]) for c in range(len(names))} for p in probs]
+
+    @classmethod
+    def toy_examples(cls, seed: int = 0) -> tuple[list[Example], list[Any], dict[str, Any]]:
+        """Is "cat" among the words?"""
+        rng = random.Random(seed)
+        data: list[Example] = []
+        for _ in range(48):
+            toks = [rng.choice(_TOY_WORDS) for _ in range(rng.randint(2, 6))]
+            data.append({"tokens": toks, "label": "cat" if "cat" in toks else "other"})
+        return data, ["red cat sun".split(), "blue moon".split()], {}
 
     def metrics(self, predictions: Sequence[Any], references: Sequence[Any], nll_sum: float, n_units: int) -> dict[str, float]:
         out = self.base_metrics(nll_sum, n_units)

@@ -28,9 +28,11 @@ Shapes: B batch, S source length, T target length + 1, V target vocabulary.
 
 from __future__ import annotations
 
+import dataclasses
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -41,8 +43,11 @@ from seqlab.data.batching import TruncationPolicy, TruncationReport, pad_sequenc
 from seqlab.errors import ConfigError
 from seqlab.metrics import generation as gm
 from seqlab.metrics.lm import perplexity
-from seqlab.tasks.base import Batch, Encoded, Example, Item, Task
-from seqlab.tasks.text import TextCodec, as_tokens, text_field
+from seqlab.tasks.base import Batch, Encoded, Example, Item, ProbeRows
+from seqlab.tasks.text import TextCodec, TextTask, as_tokens, text_field
+
+if TYPE_CHECKING:
+    from seqlab.inference.decoding import DecodingConfig
 
 __all__ = ["GenerationConfig", "GenerationTask", "PairTruncationReport", "METRICS"]
 
@@ -128,9 +133,17 @@ def _encode_side(
     return out, cuts, TruncationReport(len(values), sum(cuts), max_len, policy, longest)
 
 
-class GenerationTask(Task):
+class GenerationTask(TextTask):
     name = "generation"
     output = "sequence_to_sequence"
+    shape = "encoder_decoder"
+    input_keys = ("source",)
+    prediction_kind = "sequence"
+    prediction_words = "the generated output sequence"
+    file_shapes = (("source", "target"),)
+    keys = ("source", "target")
+    probe_rows: ProbeRows = ""
+    decodes_free = True
     causal = False  # the source encoder sees the whole source; the decoder is causal by construction
     decoder_causal: ClassVar[bool] = True
     alignment = "source sequence -> new target sequence (unaligned)"
@@ -164,8 +177,8 @@ class GenerationTask(Task):
         return self
 
     @property
-    def input_size(self) -> int:
-        return len(self.source_codec.fitted_vocab)
+    def input_codec(self) -> TextCodec:
+        return self.source_codec
 
     @property
     def output_size(self) -> int:
@@ -242,6 +255,36 @@ class GenerationTask(Task):
         per position: an optimistic proxy, since each step saw the gold prefix)."""
         ids = output if output.dtype == torch.long else output.argmax(-1)  # (B, L)
         return self.decode_ids(ids.tolist())
+
+    def predictions(self, network: Any, output: Tensor, batch: Batch, decoding: DecodingConfig) -> list[Any]:
+        """Free-running decoding of the batch (``network``: the encoder-decoder, a stepper with
+        ``start(batch)``), from ``<bos>`` to ``<eos>`` or ``decoding.max_len`` tokens (default:
+        twice the longest source + 10): one output per row, or a list of ``n_best``."""
+        from seqlab.inference.decoding import decode_with
+
+        src_mask = batch["src_mask"]
+        start = torch.full((src_mask.shape[0],), self.bos_id, dtype=torch.long, device=src_mask.device)
+        max_len = int(src_mask.sum(-1).max()) * 2 + 10
+        with torch.no_grad():
+            hyps = decode_with(decoding, network, start, network.start(batch), max_len, self.eos_id,
+                               stream=int(batch["index"].min()))
+        if decoding.n_best > 1:
+            return [self.decode_ids([h.tokens for h in row[: decoding.n_best]]) for row in hyps]
+        return self.decode_ids([row[0].tokens for row in hyps])
+
+    def tally(self, network: Any, output: Tensor, batch: Batch, decoding: DecodingConfig) -> list[Any]:
+        """The best output per row (metrics score one output, whatever ``n_best`` asks)."""
+        return self.predictions(network, output, batch, dataclasses.replace(decoding, n_best=1))
+
+    @classmethod
+    def toy_examples(cls, seed: int = 0) -> tuple[list[Example], list[Any], dict[str, Any]]:
+        """Reverse a short word, letter by letter."""
+        rng = random.Random(seed)
+        data: list[Example] = []
+        for _ in range(48):
+            letters = [rng.choice("abcde") for _ in range(rng.randint(1, 4))]
+            data.append({"source": letters, "target": letters[::-1]})
+        return data, [list("ab"), list("cde")], {}
 
     def metric_signatures(self) -> dict[str, str]:
         """sacrebleu's signatures for the BLEU and chrF this task reports."""

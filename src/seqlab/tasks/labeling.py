@@ -8,10 +8,11 @@ tag sets (IOB2 or IOBES, strict mode) and token accuracy for every tag set.
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -22,8 +23,14 @@ from seqlab.data.batching import TruncationPolicy, pad_chars, pad_sequences, tru
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError
 from seqlab.metrics.spans import span_scores, token_accuracy
-from seqlab.tasks.base import Batch, Encoded, Example, Item, Task
-from seqlab.tasks.text import TextCodec, as_tokens, encode_text_items
+from seqlab.tasks.base import Batch, Encoded, Example, Item
+from seqlab.tasks.text import TextCodec, TextTask, as_tokens, encode_text_items
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from seqlab.models.heads import Head
+    from seqlab.models.network import EndsConfig, EndsSpec
 
 __all__ = ["LabelingConfig", "LabelingTask", "detect_scheme", "tokens_tags"]
 
@@ -69,7 +76,7 @@ def tokens_tags(ex: Example, index: int) -> tuple[list[str], list[str]]:
     return toks, tags
 
 
-class LabelingTask(Task):
+class LabelingTask(TextTask):
     name = "labeling"
     output = "token"
     causal = False
@@ -79,6 +86,13 @@ class LabelingTask(Task):
     loss_name = "masked token cross-entropy"
     decoding = "argmax per token"
     metric_names = ("f1", "precision", "recall", "token_accuracy")
+    input_keys = ("tokens",)
+    prediction_kind = "token"
+    prediction_words = "the labels of the kept tokens (changed if any one differs)"
+    file_shapes = (("tokens", "tags"),)
+    txt_format = "conll"
+    keys = ("tokens", "tags")
+    heads = ("softmax", "crf")
 
     def __init__(self, config: LabelingConfig | None = None) -> None:
         self.config = config or LabelingConfig()
@@ -123,9 +137,10 @@ class LabelingTask(Task):
         cut = self.config.max_word_len
         return [self.char_vocab.encode(list(t[:cut])) or [self.char_vocab.unk_id] for t in kept[:n_kept]]
 
-    @property
-    def input_size(self) -> int:
-        return len(self.codec.fitted_vocab)
+    def prepare_ends(self, ends: EndsConfig) -> None:
+        """A character CNN in the frontend asks the task for each token's character ids."""
+        if ends.char_filters:
+            self.use_chars = True
 
     @property
     def output_size(self) -> int:
@@ -156,6 +171,12 @@ class LabelingTask(Task):
                 items[-1]["chars"] = self._chars(t, len(x))
         return items
 
+    def raw_tokens(self, value: Any) -> list[str]:
+        """Labeling reads words: text is split on whitespace, as :meth:`encode_inputs` does."""
+        if isinstance(value, str):
+            return value.split()
+        return super().raw_tokens(value)
+
     def input_tokens(self, value: Any) -> list[str]:
         raw = as_tokens(value, "input", 0)
         toks, _ = truncate(self.codec.tokens(raw.split() if isinstance(raw, str) else raw), self.config.max_len,
@@ -179,6 +200,16 @@ class LabelingTask(Task):
             batch["chars"] = pad_chars([it["chars"] for it in items], ids.shape[1])  # (B, T, L)
         return batch
 
+    def build_head(self, spec: EndsSpec, dim: int, frontend: nn.Module, encoder: nn.Module) -> Head:
+        """Softmax per token, or (``head="crf"``) a linear-chain CRF over the token scores, its
+        Viterbi constrained to well-formed spans of the task's scheme."""
+        from seqlab.models.heads import CRFTokenHead, TokenHead, crf_constraints
+
+        if spec.ends.head == "crf":
+            constraints = crf_constraints(self.tag_vocab.itos, self.scheme)
+            return CRFTokenHead(dim, self.output_size, spec.dropout, constraints)
+        return TokenHead(dim, self.output_size, spec.dropout)
+
     def loss(self, output: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
         """``output``: (B, T, C) logits; padding and unlabeled tokens are skipped."""
         labels = batch["labels"].masked_fill(~batch["mask"], -100)
@@ -186,7 +217,8 @@ class LabelingTask(Task):
         return total, (labels != -100).sum()
 
     def decode(self, output: Tensor, batch: Batch) -> list[Any]:
-        return self.decode_ids(output.argmax(-1), batch)
+        """``output``: (B, T, C) scores, or (B, T) long tag ids (a CRF head's Viterbi path)."""
+        return self.decode_ids(output if output.dtype == torch.long else output.argmax(-1), batch)
 
     def decode_ids(self, best: Tensor, batch: Batch) -> list[list[str]]:
         """Tag strings from (B, T) ids; tokens cut by truncation get the outside tag."""
@@ -196,6 +228,17 @@ class LabelingTask(Task):
         for row, k, n in zip(best.tolist(), n_kept, batch["length"].tolist()):
             out.append([itos[j] for j in row[:k]] + [self.config.outside_tag] * (n - k))
         return out
+
+    @classmethod
+    def toy_examples(cls, seed: int = 0) -> tuple[list[Example], list[Any], dict[str, Any]]:
+        """Animals are entities (B-A), other words are not."""
+        rng = random.Random(seed)
+        words = ("red", "blue", "green", "cat", "dog", "sun", "moon")
+        data: list[Example] = []
+        for _ in range(48):
+            toks = [rng.choice(words) for _ in range(rng.randint(2, 6))]
+            data.append({"tokens": toks, "tags": ["B-A" if t in ("cat", "dog") else "O" for t in toks]})
+        return data, [["red", "cat"], ["dog", "sun", "moon"]], {}
 
     def metrics(self, predictions: Sequence[Any], references: Sequence[Any], nll_sum: float, n_units: int) -> dict[str, float]:
         out = self.base_metrics(nll_sum, n_units)

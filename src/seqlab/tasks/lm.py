@@ -10,9 +10,10 @@ number of characters the predicted tokens spell).
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -22,8 +23,15 @@ from seqlab.config import from_dict, to_dict
 from seqlab.data.batching import TruncationReport, pad_sequences
 from seqlab.errors import ConfigError
 from seqlab.metrics.lm import bits_per_unit, perplexity
-from seqlab.tasks.base import Batch, Encoded, Example, Item, Task
-from seqlab.tasks.text import TextCodec, TextOptions, as_tokens, text_field
+from seqlab.tasks.base import Batch, Encoded, Example, Item
+from seqlab.tasks.text import TextCodec, TextOptions, TextTask, as_tokens, lm_head, text_field
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from seqlab.inference.decoding import DecodingConfig
+    from seqlab.models.heads import Head
+    from seqlab.models.network import EndsSpec
 
 __all__ = ["LMConfig", "LMTask", "stream_blocks"]
 
@@ -55,7 +63,7 @@ def _text(ex: Example, index: int) -> str | list[str]:
     return text_field(ex, index, ("text", "tokens"))
 
 
-class LMTask(Task):
+class LMTask(TextTask):
     name = "lm"
     output = "next_token"
     causal = True
@@ -65,6 +73,12 @@ class LMTask(Task):
     loss_name = "masked next-token cross-entropy"
     decoding = "greedy / sampling"
     metric_names: ClassVar[tuple[str, ...]] = ("perplexity", "bits_per_char", "bits_per_token")
+    input_keys = ("text", "tokens")
+    prediction_kind = "next"
+    prediction_words = ("the next-token prediction at the final kept position (against the uncut prefix up to that "
+                        "position; for a causal model cut_tail cannot change it)")
+    file_shapes = (("text",),)
+    keys = ("text", "tokens")
     overlap = 1  # a block of n inputs needs n + 1 ids
 
     def __init__(self, config: LMConfig | None = None) -> None:
@@ -76,10 +90,6 @@ class LMTask(Task):
         self.codec.fit(_text(ex, i) for i, ex in enumerate(examples))
         self._char_len = None
         return self
-
-    @property
-    def input_size(self) -> int:
-        return len(self.codec.fitted_vocab)
 
     @property
     def output_size(self) -> int:
@@ -143,7 +153,20 @@ class LMTask(Task):
         total = F.cross_entropy(output.float().flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="sum")
         return total, (labels != -100).sum()
 
+    def default_decoding(self) -> DecodingConfig:
+        """An LM continues a prompt by sampling (temperature 1) unless asked otherwise."""
+        from seqlab.inference.decoding import DecodingConfig
+
+        return DecodingConfig(method="sample")
+
+    def build_head(self, spec: EndsSpec, dim: int, frontend: nn.Module, encoder: nn.Module) -> Head:
+        return lm_head(spec, dim, frontend, self.output_size)
+
     def decode(self, output: Tensor, batch: Batch) -> list[Any]:
+        """The most likely next token after each prompt (its last real position)."""
+        return self.next_tokens(output, batch)
+
+    def tally(self, network: Any, output: Tensor, batch: Batch, decoding: DecodingConfig) -> list[Any]:
         """Per block: characters spelled by its targets and top-1 hits (for bits/char, accuracy)."""
         labels = batch["labels"].masked_fill(~batch["mask"], -100)
         valid = labels != -100
@@ -156,6 +179,15 @@ class LMTask(Task):
         last = batch["mask"].sum(-1) - 1  # (B,)
         best = output[torch.arange(output.shape[0]), last].argmax(-1)  # (B,)
         return self.codec.fitted_vocab.decode(best.tolist())
+
+    @classmethod
+    def toy_examples(cls, seed: int = 0) -> tuple[list[Example], list[Any], dict[str, Any]]:
+        """Documents of words drawn from a small vocabulary, in word tokens."""
+        rng = random.Random(seed)
+        words = ("red", "blue", "green", "cat", "dog", "sun", "moon")
+        text = " ".join(rng.choice(words) for _ in range(300))
+        docs: list[Example] = [{"text": text[i : i + 200]} for i in range(0, len(text), 200)]
+        return docs, ["red ", "the cat"], {"tokenizer": "word", "block_size": 16}
 
     def metrics(self, predictions: Sequence[Any], references: Sequence[Any], nll_sum: float, n_units: int) -> dict[str, float]:
         out = self.base_metrics(nll_sum, n_units)

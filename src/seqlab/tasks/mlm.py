@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor
@@ -21,9 +21,12 @@ from seqlab.config import from_dict
 from seqlab.data.batching import pad_sequences
 from seqlab.errors import ConfigError
 from seqlab.metrics.lm import perplexity
-from seqlab.tasks.base import Batch, Item
+from seqlab.tasks.base import Batch, Example, Item, ProbeRows
 from seqlab.tasks.lm import LMConfig, LMTask
 from seqlab.tasks.text import TextCodec
+
+if TYPE_CHECKING:
+    from seqlab.inference.decoding import DecodingConfig
 
 __all__ = ["MLMConfig", "MLMTask", "mask_tokens"]
 
@@ -72,6 +75,9 @@ class MLMTask(LMTask):
     decoding = "argmax"
     metric_names = ("masked_accuracy",)
     overlap = 0
+    prediction_kind = ""
+    prediction_words = ""
+    probe_rows: ProbeRows = ""  # its outputs mean something only at the hidden positions
 
     def __init__(self, config: MLMConfig | None = None) -> None:
         super().__init__(config or MLMConfig())
@@ -82,19 +88,30 @@ class MLMTask(LMTask):
         index = torch.tensor([it["index"] for it in items], dtype=torch.long)
         if generator is None:
             generator = torch.Generator().manual_seed(int(index.sum()) * 1_000_003 + len(items))
+        if items and all(it.get("fill") for it in items):  # prediction inputs: their own <mask>s, no others
+            return {"input_ids": ids, "mask": mask, "labels": torch.full_like(ids, -100), "index": index}
         vocab = self.codec.fitted_vocab
         inputs, labels = mask_tokens(ids, mask, vocab.mask_id, len(vocab), self.mask_prob, generator)
         return {"input_ids": inputs, "mask": mask, "labels": labels, "index": index}
 
     def encode_inputs(self, inputs: Sequence[Any]) -> list[Item]:
-        """Prompts may hold ``<mask>`` tokens (word/char tokenizers keep them as typed)."""
+        """Prompts may hold ``<mask>`` tokens (word/char tokenizers keep them as typed); only those
+        are predicted."""
         items = super().encode_inputs(inputs)
-        return [{"ids": it["ids"][:-1], "index": it["index"]} for it in items]
+        return [{"ids": it["ids"][:-1], "index": it["index"], "fill": True} for it in items]
 
     def lengths(self, items: Sequence[Item]) -> list[int]:
         return [len(it["ids"]) for it in items]
 
     def decode(self, output: Tensor, batch: Batch) -> list[Any]:
+        """For each row, the most likely token at each of its ``<mask>`` positions, in order."""
+        holes = (batch["input_ids"] == self.codec.fitted_vocab.mask_id) & batch["mask"]  # (B, T)
+        best = output.argmax(-1)  # (B, T)
+        itos = self.codec.fitted_vocab.itos
+        return [[itos[int(i)] for i in row[hole]] for row, hole in zip(best, holes)]
+
+    def tally(self, network: Any, output: Tensor, batch: Batch, decoding: DecodingConfig) -> list[Any]:
+        """Per row: hidden tokens recovered, and hidden tokens."""
         labels = batch["labels"]
         valid = labels != -100
         hits = ((output.argmax(-1) == labels) & valid).sum(-1)
@@ -106,6 +123,11 @@ class MLMTask(LMTask):
         out["masked_accuracy"] = sum(p["hits"] for p in predictions) / max(total, 1)
         out["perplexity"] = perplexity(nll_sum, n_units)
         return out
+
+    @classmethod
+    def toy_examples(cls, seed: int = 0) -> tuple[list[Example], list[Any], dict[str, Any]]:
+        docs, _, opts = LMTask.toy_examples(seed)
+        return docs, ["red <mask> sun", "the <mask>"], opts
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> MLMTask:

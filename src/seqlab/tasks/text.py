@@ -10,14 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from seqlab.data.batching import TruncationPolicy, TruncationReport, truncate
 from seqlab.data.tokenizers import Tokenizer, make_tokenizer, tokenizer_from_json
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError, SeqlabError
+from seqlab.tasks.base import Item, ProbeRows, Task
 
-__all__ = ["TextCodec", "TextOptions", "as_tokens", "encode_text_items", "text_field"]
+if TYPE_CHECKING:
+    from torch import nn
+
+    from seqlab.models.heads import Head
+    from seqlab.models.network import EndsConfig, EndsSpec
+
+__all__ = ["TextCodec", "TextOptions", "TextTask", "as_tokens", "encode_text_items", "text_field", "lm_head"]
 
 
 @dataclass(frozen=True)
@@ -156,3 +163,77 @@ def encode_text_items(
         out.append(kept if kept else [codec.fitted_vocab.unk_id])
     report = TruncationReport(n_examples=len(values), n_truncated=n_cut, max_len=max_len, policy=policy, longest=longest)
     return out, report
+
+
+class TextTask(Task):
+    """The text part of a task: a codec (tokenizer + vocabulary) for the input, the token
+    frontend, and per-token views for the probes (:meth:`input_tokens`, :meth:`output_labels`).
+    Subclasses set ``self.codec`` (the input's codec) in ``__init__``."""
+
+    codec: TextCodec
+    probe_rows: ProbeRows = "token"
+
+    @property
+    def input_codec(self) -> TextCodec:
+        """The codec of what the encoder reads (a generator's source codec)."""
+        return self.codec
+
+    @property
+    def input_size(self) -> int:
+        """Number of input ids (embedding rows)."""
+        return len(self.input_codec.fitted_vocab)
+
+    @property
+    def pad_id(self) -> int:
+        return 0
+
+    @property
+    def char_vocab_size(self) -> int:
+        """Rows of a character embedding (0: the task emits no characters)."""
+        return 0
+
+    def prepare_ends(self, ends: EndsConfig) -> None:
+        """Called before :meth:`fit` with the network's end settings (a task may emit more
+        inputs for them, e.g. characters for a character CNN)."""
+        if ends.char_filters:
+            raise ConfigError(f"char_filters needs a task that emits characters (labeling with word tokens); "
+                              f"task {self.name!r} does not")
+
+    def lengths(self, items: Sequence[Item]) -> list[int]:
+        return [len(it["input_ids"]) for it in items]
+
+    def build_frontend(self, spec: EndsSpec) -> nn.Module:
+        from seqlab.models.frontends import TokenFrontend
+
+        e = spec.ends
+        scaled, std = spec.embedding_init
+        return TokenFrontend(self.input_size, spec.embedding_dim, spec.dropout, e.word_dropout,
+                             n_chars=self.char_vocab_size, char_dim=e.char_dim, char_filters=e.char_filters,
+                             scaled=scaled, init_std=std)
+
+    def raw_tokens(self, value: Any) -> list[str]:
+        """An input's tokens before any truncation: a token list as it is, text through the input
+        codec's tokenizer (an example dict through its :attr:`input_keys`)."""
+        if isinstance(value, dict):
+            for key in self.input_keys:
+                if key in value:
+                    return self.raw_tokens(value[key])
+            raise DataError(None, None, f"an input with one of the fields {self.input_keys}", f"keys {sorted(value)}")
+        return list(self.input_codec.tokens(value)) if isinstance(value, str) else list(value)
+
+    def input_tokens(self, value: Any) -> list[str]:
+        """The tokens a model sees for one raw input (tokenizer, lowercasing, truncation as in
+        :meth:`encode_inputs`): one output row per token for token-level tasks (probes)."""
+        raise SeqlabError(f"task {self.name!r} does not expose per-token inputs")
+
+    def output_labels(self) -> list[str]:
+        """Names of the output columns: vocabulary (lm), tags (labeling) or classes."""
+        raise SeqlabError(f"task {self.name!r} does not expose output labels")
+
+
+def lm_head(spec: EndsSpec, dim: int, frontend: nn.Module, vocab_size: int) -> Head:
+    """A token-prediction head, tied to the frontend's embedding matrix when ``tie_weights``."""
+    from seqlab.models.heads import LMHead
+
+    tied = getattr(frontend, "embed").weight_layer if spec.ends.tie_weights else None  # noqa: B009
+    return LMHead(dim, tied, vocab_size, spec.embedding_dim, spec.dropout)

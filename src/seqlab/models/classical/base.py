@@ -16,13 +16,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
 from seqlab._version import __version__
 from seqlab.config import from_dict, to_dict
-from seqlab.errors import SeqlabError
+from seqlab.errors import ConfigError, SeqlabError
 from seqlab.io import read_tensors, write_json, write_tensors
 from seqlab.tasks import Example, Task, task_from_state
 from seqlab.train.checkpoint import atomic_directory
@@ -45,8 +45,12 @@ class ClassicalModel(ABC):
     """A classical sequence model for one task: fit, evaluate, predict, save, load."""
 
     kind = "classical"
+    serves: ClassVar[tuple[type[Task], ...]] = ()  # the task classes the family's estimator serves
 
     def __init__(self, family: str, task: Task, config: Any) -> None:
+        if type(task) not in self.serves:
+            names = ", ".join(cls.name for cls in self.serves)
+            raise ConfigError(f"the {family} family serves {names}, not {task.name!r}")
         self.family = family
         self.task = task
         self.config = config

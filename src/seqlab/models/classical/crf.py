@@ -42,7 +42,7 @@ from seqlab.models.classical.features import (
 )
 from seqlab.models.classical.optim import minimize_lbfgs
 from seqlab.tasks import Example, Task
-from seqlab.tasks.labeling import tokens_tags
+from seqlab.tasks.labeling import LabelingTask, tokens_tags
 from seqlab.tasks.text import as_tokens
 
 __all__ = ["CRFConfig", "CRFModel", "ChainData", "CRFParams", "crf_objective", "single_threaded"]
@@ -257,9 +257,9 @@ class CRFModel(ClassicalModel):
     same functions, in the same order, before predicting (a clear error says so otherwise).
     """
 
+    serves = (LabelingTask,)
+
     def __init__(self, family: str, task: Task, config: CRFConfig, feature_functions: Sequence[FeatureFn] = ()) -> None:
-        if task.name != "labeling":
-            raise ConfigError(f"the crf model serves the labeling task, not {task.name!r}")
         super().__init__(family, task, config)
         self.feature_functions = tuple(feature_functions)
         self.feature_names_: list[str] | None = None

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor
@@ -92,10 +92,10 @@ def split_stream(stream: Sequence[int], eos: int, block: int) -> list[list[int]]
 class HMMModel(ClassicalModel):
     """The HMM family behind ``seqlab.build("hmm", task="labeling" | "lm")``."""
 
+    serves = (LabelingTask, LMTask)
+
     def __init__(self, family: str, task: Task, config: HMMConfig) -> None:
         super().__init__(family, task, config)
-        if task.name not in ("labeling", "lm"):
-            raise ConfigError(f"the HMM serves labeling and lm, not {task.name!r}")
         if config.emission != "categorical":
             raise ConfigError("text tasks need emission='categorical'; for numeric sequences use "
                               "seqlab.models.classical.hmm.GaussianHMM (fit / predict on (T, D) arrays)")
@@ -216,7 +216,7 @@ class HMMModel(ClassicalModel):
         if isinstance(self.task, LabelingTask):
             t = as_tokens(value, "input", 0)
             return self._words(t.split() if isinstance(t, str) else t)
-        return self.task.input_tokens(value)
+        return cast(Any, self.task).input_tokens(value)
 
     def output_labels(self) -> list[str]:
         """Tags (labeling) or the task's vocabulary (lm): the K columns of :meth:`distributions`."""

@@ -56,7 +56,8 @@ from seqlab.models.classical.ngram_tables import (
     sentence_stream,
     stream_indices,
 )
-from seqlab.tasks import Example, Task
+from seqlab.tasks import Example
+from seqlab.tasks.lm import LMTask
 from seqlab.tasks.text import as_tokens
 
 __all__ = [
@@ -214,11 +215,7 @@ class NGramModel(ClassicalModel):
     (``<s>`` + its tokens + the task's ``<eos>`` as ``</s>``), over the task's vocabulary."""
 
     config: NGramConfig
-
-    def __init__(self, family: str, task: Task, config: NGramConfig) -> None:
-        if task.name != "lm":
-            raise ConfigError(f"the n-gram family serves the lm task, not {task.name!r}")
-        super().__init__(family, task, config)
+    serves = (LMTask,)
 
     # --- vocabulary: task ids (pad unk bos eos mask words...) <-> model ids (unk <s> </s> words...)
     def _vocab(self) -> list[str]:
