@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from seqlab.errors import MissingDependencyError
-from seqlab.models.neural import NeuralModule
+from seqlab.models.network import EndsConfig, Network, build_network
 from seqlab.models.transformer import TransformerConfig, TransformerEncoder
 from seqlab.tasks import make_task
 
@@ -38,14 +38,14 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def build(args: argparse.Namespace) -> tuple[NeuralModule, torch.nn.Module, int]:
+def build(args: argparse.Namespace) -> tuple[Network, torch.nn.Module, int]:
     text = "".join(chr(c) for c in range(33, 33 + args.vocab))  # every character once: vocab + specials
     task = make_task("lm", {"tokenizer": "char", "block_size": args.seq}).fit([{"text": text}])
     vocab = task.input_size
     cfg = TransformerConfig(d_model=args.dim, n_heads=args.heads, num_layers=args.layers, dropout=0.0,
                             positions="rope", causal=True, max_len=args.new + 8)
     torch.manual_seed(0)
-    ours = NeuralModule(task, cfg, TransformerEncoder).to(args.device)
+    ours = build_network(task, cfg, EndsConfig(), TransformerEncoder).to(args.device)
     theirs = TransformerWrapper(
         num_tokens=vocab, max_seq_len=max(args.seq, args.new + 8), tie_embedding=True,
         attn_layers=Decoder(dim=args.dim, depth=args.layers, heads=args.heads, attn_dim_head=args.dim // args.heads,
@@ -70,7 +70,7 @@ def train_rate(step: Callable[[torch.Tensor], torch.Tensor], params: list[torch.
 
 
 @torch.no_grad()
-def ours_generate(module: NeuralModule, n: int, cached: bool, device: str) -> list[int]:
+def ours_generate(module: Network, n: int, cached: bool, device: str) -> list[int]:
     seq = [5]
     if cached:
         h, state = module.encoder.step(module.frontend.embed(torch.tensor([seq], device=device)), None)  # (1, 1, D)
