@@ -380,7 +380,9 @@ class NeuralModel:
         )
         model.module_ = model._build_module()
         state = read_tensors(Path(path) / "model.safetensors")
-        if meta.get("format", 1) < 2:  # before the frontend: the token embedding sat on the module itself
+        # before the frontend (format 1; a migrated config says so in saved_format) the token
+        # embedding sat on the module itself
+        if meta.get("saved_format", meta.get("format", 1)) < 2:
             state = {(f"frontend.{k}" if k.split(".")[0] in ("embed", "chars") else k): v for k, v in state.items()}
         try:
             model.module_.load_state_dict(state, strict=True)
