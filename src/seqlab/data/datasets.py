@@ -137,6 +137,14 @@ def _read_pydoc() -> list[Example]:
     return [{"text": str(topics[k]), "id": k} for k in sorted(topics)]
 
 
+def _read_adding(n: int = 10000, T: int = 50) -> list[Example]:
+    """The adding problem (Hochreiter & Schmidhuber 1997), drawn once with seed 0 so every machine
+    reads the same sequences (``seqlab.data.synthetic.adding``): ``n`` sequences of ``T`` steps."""
+    from seqlab.data.synthetic import adding
+
+    return adding(n, T=T, seed=0)
+
+
 # --------------------------------------------------------------------------- sizes
 
 
@@ -158,6 +166,10 @@ def _size_chars(ex: list[Example]) -> str:
 
 def _size_words(ex: list[Example]) -> str:
     return f"{_n(len(ex))} texts, {_n(sum(len(e['text'].split()) for e in ex))} words"
+
+
+def _size_series(ex: list[Example]) -> str:
+    return f"{_n(len(ex))} sequences, {_n(sum(len(e['values']) for e in ex))} steps"
 
 
 def _size_g2p(ex: list[Example]) -> str:
@@ -201,6 +213,9 @@ _TABLE: tuple[_Entry, ...] = (
                        "Python standard library: pydoc_data/topics.py", "PSF",
                        "(standard library)"),
            _read_pydoc, _size_words, task_options={"tokenizer": "word"}),
+    _Entry(DatasetInfo("adding", "regression", "the adding problem: sum the two marked values of a sequence",
+                       "generated: seqlab.data.synthetic.adding(n, T, seed=0)", "(generated)", "(built in)"),
+           _read_adding, _size_series, _SPLIT_8, task_options={"channels": ("values", "markers")}),
 )
 # fmt: on
 _ENTRIES: dict[str, _Entry] = {e.info.name: e for e in _TABLE}

@@ -23,10 +23,11 @@ from seqlab.probes.sensitivity import (
     sensitivity,
     total_variation,
 )
+from seqlab.probes.values import value_saliency, value_sensitivity
 
 __all__ = [
     "SensitivityResult", "InfluenceResult", "sensitivity", "influence_matrix", "saliency", "kl_divergence",
     "total_variation", "PaddingAudit", "TruncationAudit", "padding_audit", "truncation_audit", "LongRangeResult",
     "long_range_dependency", "LengthResult", "length_generalization", "ExposureResult", "exposure_bias",
-    "scheduled_sampling_gap", "minimal_pairs", "sense_pairs", "short_and_long",
+    "scheduled_sampling_gap", "minimal_pairs", "sense_pairs", "short_and_long", "value_saliency", "value_sensitivity",
 ]

@@ -163,7 +163,7 @@ def _neural_changes(model: Any, inputs: Sequence[Any], amounts: tuple[int, ...],
                     fill: int | None) -> tuple[list[list[list[float]]], list[str]]:
     task, module = model.task, model.module
     items = _neural_items(model, inputs)
-    pad_id = task.pad_id if fill is None else int(fill)
+    pad_id = getattr(task, "pad_id", 0) if fill is None else int(fill)  # ids pad with the task's pad id
     out = [[[0.0] * len(items) for _ in amounts] for _ in sides]
     refused: dict[tuple[int, int], str] = {}
     was_training = module.training
@@ -204,11 +204,13 @@ def _neural_items(model: Any, inputs: Sequence[Any]) -> list[dict[str, Any]]:
 
 def _real_probs(model: Any, batch: dict[str, Tensor]) -> list[Tensor]:
     """Per row of the batch, the output probabilities at its real positions: (J, K) (one row for
-    a sequence-level output)."""
+    a sequence-level output); a task whose outputs are values (regression) gives the values."""
     module = model.module
     output = module(batch)
     fn = getattr(model, "output_probabilities", None)
-    if callable(fn) and getattr(module, "head", None) is not None and not model.task.decodes_free:
+    if model.task.output == "values":
+        probs = output.float()  # (B, K) values, compared as they are
+    elif callable(fn) and getattr(module, "head", None) is not None and not model.task.decodes_free:
         probs = fn(output, batch)  # (B, T, K) or (B, K)
     else:
         probs = output.float().softmax(-1)
