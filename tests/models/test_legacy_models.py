@@ -111,3 +111,24 @@ def test_format1_widths_are_migrated_to_today_s_names() -> None:
     assert (lstm.config.d_model, lstm.ends.pooling, lstm.ends.word_dropout) == (8, "mean", 0.1)
     tagger = seqlab.load(FORMAT1 / "gru_crf_tagger")
     assert (tagger.head, tagger.ends.char_filters, tagger.ends.char_dim) == ("crf", 4, 4)
+
+
+def test_a_checkpoint_of_the_old_layout_loads_into_the_network() -> None:
+    """A resumed run loads its checkpoint with load_state_dict: the Network renames the format-1
+    keys (embed.*, chars.*) itself, so a run begun before the frontend resumes onto the same weights."""
+    import torch
+
+    from seqlab.models.network import EndsConfig, build_network
+    from seqlab.models.rnn import RNNConfig, RNNEncoder
+    from seqlab.tasks import make_task
+
+    task = make_task("labeling")
+    task.prepare_ends(EndsConfig(char_filters=3))
+    task.fit([{"tokens": ["a", "bc"], "tags": ["O", "B-X"]}])
+    net = build_network(task, RNNConfig(d_model=4, hidden_size=4), EndsConfig(char_filters=3, char_dim=2), RNNEncoder)
+    new = {k: v.clone() for k, v in net.state_dict().items()}
+    old = {(k[len("frontend."):] if k.startswith("frontend.") else k): v.clone() + 1 for k, v in new.items()}
+    assert any(k.startswith("embed.") for k in old) and any(k.startswith("chars.") for k in old)
+    net.load_state_dict(old, strict=True)
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(v, new[k] + 1)

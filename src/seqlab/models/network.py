@@ -113,6 +113,7 @@ class Network(nn.Module):
         self.encoder = encoder
         self.head = head
         self.task_loss = task_loss
+        self.register_load_state_dict_pre_hook(_rename_legacy_keys)
 
     def forward(self, batch: dict[str, Tensor], loss: bool = False) -> Any:
         x, mask = self.frontend(batch)  # (B, T', D_in), (B, T')
@@ -132,6 +133,19 @@ class Network(nn.Module):
 
     def probabilities(self, output: Tensor, batch: dict[str, Tensor], differentiable: bool = False) -> Tensor:
         return self.head.probabilities(output, self.output_mask(batch), differentiable)
+
+
+LEGACY_FRONTEND = ("embed", "chars")
+
+
+def _rename_legacy_keys(module: nn.Module, state: dict[str, Any], prefix: str, *args: Any) -> None:
+    """Before the frontend existed (saved-model format 1, and the training checkpoints of that
+    time) a token network held its embedding and character CNN itself: ``embed.*`` and
+    ``chars.*`` are ``frontend.embed.*`` and ``frontend.chars.*`` now. Renamed in place as the
+    state is loaded, so old saved models load and old runs resume (the parameters keep their
+    order, so the optimizer's state lines up too)."""
+    for key in [k for k in state if k.startswith(prefix) and k[len(prefix):].split(".")[0] in LEGACY_FRONTEND]:
+        state[f"{prefix}frontend.{key[len(prefix):]}"] = state.pop(key)
 
 
 def build_network(

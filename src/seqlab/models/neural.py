@@ -379,11 +379,7 @@ class NeuralModel:
             make_seq2seq=make_seq2seq,
         )
         model.module_ = model._build_module()
-        state = read_tensors(Path(path) / "model.safetensors")
-        # before the frontend (format 1; a migrated config says so in saved_format) the token
-        # embedding sat on the module itself
-        if meta.get("saved_format", meta.get("format", 1)) < 2:
-            state = {(f"frontend.{k}" if k.split(".")[0] in ("embed", "chars") else k): v for k, v in state.items()}
+        state = read_tensors(Path(path) / "model.safetensors")  # a format-1 layout is renamed by the Network
         try:
             model.module_.load_state_dict(state, strict=True)
         except RuntimeError as e:

@@ -249,9 +249,8 @@ def migrate_saved(fam: Family, meta: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise SeqlabError(f"this model was saved by an earlier seqlab whose {fam.name} settings {', '.join(unknown)} "
                           f"no longer exist; retrain it with this version")
-    # saved_format: the weights file still has the old layout (from_saved renames its keys)
-    return {**meta, "model_config": old, "ends_config": ends, "format": SAVE_FORMAT,
-            "saved_format": meta.get("format", 1)}
+    # the weights keep their format-1 names; the Network renames them as it loads them
+    return {**meta, "model_config": old, "ends_config": ends, "format": SAVE_FORMAT}
 
 
 def load(path: str | Path) -> Any:
