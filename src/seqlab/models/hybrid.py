@@ -40,8 +40,19 @@ from seqlab.inference.decoding import reorder_state
 from seqlab.models.layers import gpt_embedding_init, restore_alignment, right_align
 from seqlab.models.layers.attention import AttentionMask, make_attention_mask
 from seqlab.models.layers.positions import positions_from_mask, rope_angles
-from seqlab.models.mamba import MambaConfig, MambaLayer, MixerState, reverse_within_length
-from seqlab.models.transformer import BlockCache, TransformerBlock, TransformerConfig
+from seqlab.models.mamba import (
+    MambaConfig,
+    MambaLayer,
+    MixerState,
+    SSMLayerSettings,
+    reverse_within_length,
+)
+from seqlab.models.transformer import (
+    AttentionLayerSettings,
+    BlockCache,
+    TransformerBlock,
+    TransformerConfig,
+)
 
 __all__ = ["HybridConfig", "HybridEncoder", "HybridState", "layer_kinds"]
 
@@ -49,39 +60,23 @@ LayerState = MixerState | BlockCache  # Mamba: (conv (B, I, K - 1), SSM (B, I, N
 
 
 @dataclass(frozen=True)
-class HybridConfig:
-    """Encoder settings of a hybrid Mamba + attention model; ``d_model`` is the model width M.
-
-    Field names follow :class:`~seqlab.models.mamba.MambaConfig` and
-    :class:`~seqlab.models.transformer.TransformerConfig` where they overlap; ``d_ff`` is the
-    attention layers' feed-forward width (0 = 4 * M).
-    """
+class HybridConfig(SSMLayerSettings, AttentionLayerSettings):
+    """Encoder settings of a hybrid Mamba + attention model: the stack (``d_model`` is the model
+    width M, ``num_layers``, ``attention_every``), the Mamba layers' settings
+    (:class:`~seqlab.models.mamba.SSMLayerSettings`) and the attention layers'
+    (:class:`~seqlab.models.transformer.AttentionLayerSettings`, ``d_ff`` None = 4 * M), each
+    defined once where its layer is."""
 
     d_model: int = 128  # model width M (the residual stream)
     num_layers: int = 2
     attention_every: int = 2  # layer i is attention when (i + 1) % attention_every == 0 (Jamba: 8)
-    # Mamba layers
-    d_state: int = 16
-    d_conv: int = 4
-    expand: int = 2
-    dt_rank: int = 0  # 0 = ceil(M / 16)
-    dt_min: float = 1e-3
-    dt_max: float = 1e-1
-    selective: bool = True  # False: Δ, B, C fixed (the LTI ablation)
-    chunk: int = 64
-    # attention layers
-    n_heads: int = 4
-    d_ff: int = 0  # 0 = 4 * M
-    attention_dropout: float = 0.0
     positions: Literal["none", "rope"] = "none"
-    # shared
     causal: bool | None = None  # None: the task decides (lm: causal; others: bidirectional)
     dropout: float = 0.1
     seed: int = 0
 
     def __post_init__(self) -> None:
         check_at_least(self, 1, "d_model", "num_layers", "attention_every")
-        check_at_least(self, 0, "d_ff")
         if self.positions not in ("none", "rope"):
             raise ConfigError(f"positions must be 'none' or 'rope', found {self.positions!r}")
         if self.attention_every > self.num_layers:
@@ -98,19 +93,13 @@ class HybridConfig:
 
     def mamba_config(self) -> MambaConfig:
         """The settings of the Mamba layers."""
-        return MambaConfig(
-            d_model=self.d_model, num_layers=1, d_state=self.d_state, d_conv=self.d_conv, expand=self.expand,
-            dt_rank=self.dt_rank, dt_min=self.dt_min, dt_max=self.dt_max, selective=self.selective,
-            causal=self.causal, chunk=self.chunk, dropout=self.dropout,
-        )
+        return MambaConfig(**self.ssm_settings(), d_model=self.d_model, num_layers=1, causal=self.causal,
+                           dropout=self.dropout)
 
     def attention_config(self) -> TransformerConfig:
         """The settings of the attention layers (Pre-LN Transformer blocks of width M)."""
-        return TransformerConfig(
-            d_model=self.d_model, n_heads=self.n_heads, num_layers=1, d_ff=self.d_ff or None,
-            dropout=self.dropout, attention_dropout=self.attention_dropout, positions=self.positions,
-            causal=self.causal,
-        )
+        return TransformerConfig(**self.attention_settings(), d_model=self.d_model, num_layers=1, dropout=self.dropout,
+                                 positions=self.positions, causal=self.causal)
 
 
 def layer_kinds(num_layers: int, attention_every: int) -> list[str]:

@@ -21,8 +21,8 @@ never reaches a real position in either direction. Causal encoders decode increm
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import cast
+from dataclasses import dataclass, fields
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -33,17 +33,15 @@ from seqlab.errors import ConfigError
 from seqlab.models.layers import gpt_embedding_init, restore_alignment, right_align
 from seqlab.models.layers.scan import selective_scan, selective_step
 
-__all__ = ["MambaConfig", "MambaEncoder", "MambaLayer", "MambaMixer", "MixerState", "reverse_within_length"]
+__all__ = ["MambaConfig", "SSMLayerSettings", "MambaEncoder", "MambaLayer", "MambaMixer", "MixerState", "reverse_within_length"]
 
 MixerState = tuple[Tensor, Tensor]  # conv inputs (B, I, K - 1), SSM state (B, I, N)
 
 
 @dataclass(frozen=True)
-class MambaConfig:
-    """Encoder settings of a Mamba model: ``d_model`` is the model width M (the residual stream)."""
+class SSMLayerSettings:
+    """The settings of one selective SSM (Mamba) layer, shared by the Mamba and hybrid families."""
 
-    d_model: int = 128
-    num_layers: int = 2
     d_state: int = 16
     d_conv: int = 4
     expand: int = 2
@@ -51,17 +49,34 @@ class MambaConfig:
     dt_min: float = 1e-3  # softplus(Δ bias) starts log-uniform in [dt_min, dt_max]
     dt_max: float = 1e-1
     selective: bool = True  # False: Δ, B, C fixed (LTI ablation)
-    causal: bool | None = None  # None: the task decides (lm: causal; others: bidirectional)
     chunk: int = 64  # scan chunk length (memory/speed trade-off, no effect on results)
-    dropout: float = 0.1
-    seed: int = 0
 
-    def __post_init__(self) -> None:
-        check_at_least(self, 1, "d_model", "num_layers", "d_state", "d_conv", "expand", "chunk")
+    def check_ssm(self) -> None:
+        check_at_least(self, 1, "d_state", "d_conv", "expand", "chunk")
         if self.dt_rank < 0:
             raise ConfigError(f"dt_rank must be >= 0 (0 = automatic), found {self.dt_rank}")
         if not 0.0 < self.dt_min <= self.dt_max:
             raise ConfigError(f"need 0 < dt_min <= dt_max, found {self.dt_min} and {self.dt_max}")
+
+    def ssm_settings(self) -> dict[str, Any]:
+        """This object's SSM layer settings, by name (to build a layer config from a larger one)."""
+        return {f.name: getattr(self, f.name) for f in fields(SSMLayerSettings)}
+
+
+@dataclass(frozen=True)
+class MambaConfig(SSMLayerSettings):
+    """Encoder settings of a Mamba model: ``d_model`` is the model width M (the residual stream),
+    and the layer settings of :class:`SSMLayerSettings`."""
+
+    d_model: int = 128
+    num_layers: int = 2
+    causal: bool | None = None  # None: the task decides (lm: causal; others: bidirectional)
+    dropout: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 1, "d_model", "num_layers")
+        self.check_ssm()
         check_fraction(self, "dropout")
 
     embedding_init = gpt_embedding_init  # token rows N(0, 0.02): tied LM logits start near uniform

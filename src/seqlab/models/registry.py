@@ -243,6 +243,8 @@ def migrate_saved(fam: Family, meta: dict[str, Any]) -> dict[str, Any]:
         old["d_ff"] = old.get("d_ff") or ff
     if e is not None:
         old["d_model"] = e
+    if old.get("d_ff") == 0:  # the hybrid's "4 * M" was 0; it is None now, as in the Transformer
+        old["d_ff"] = None
     if meta.get("head"):
         ends["head"] = meta["head"]
     unknown = sorted(set(old) - own)

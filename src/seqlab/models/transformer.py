@@ -49,7 +49,7 @@ from seqlab.models.layers.positions import (
 from seqlab.models.network import EndsConfig, training_loss
 
 __all__ = [
-    "TransformerConfig", "TransformerEncoder", "TransformerBlock", "TransformerDecoderBlock", "BlockCache",
+    "AttentionLayerSettings", "TransformerConfig", "TransformerEncoder", "TransformerBlock", "TransformerDecoderBlock", "BlockCache",
     "TransformerState", "TransformerSeq2Seq", "transformer_network", "transfer_encoder", "cross_attention_mask",
 ]
 
@@ -57,7 +57,31 @@ PositionScheme = Literal["none", "sinusoidal", "learned", "rope", "alibi"]
 
 
 @dataclass(frozen=True)
-class TransformerConfig:
+class AttentionLayerSettings:
+    """The settings of one attention block, shared by the Transformer and hybrid families:
+    ``n_heads`` heads, a feed-forward of width ``d_ff`` (None: 4 * D), attention dropout."""
+
+    n_heads: int = 4
+    d_ff: int | None = None
+    attention_dropout: float = 0.0
+
+    def check_attention(self, d_model: int, positions: str) -> None:
+        check_at_least(self, 1, "n_heads")
+        if self.d_ff is not None and self.d_ff < 1:
+            raise ConfigError(f"d_ff must be >= 1 (or unset), found {self.d_ff}")
+        if d_model % self.n_heads:
+            raise ConfigError(f"d_model ({d_model}) must be a multiple of n_heads ({self.n_heads})")
+        if positions == "rope" and (d_model // self.n_heads) % 2:
+            raise ConfigError(f"positions='rope' needs an even head width; d_model / n_heads = {d_model // self.n_heads}")
+        check_fraction(self, "attention_dropout")
+
+    def attention_settings(self) -> dict[str, Any]:
+        """This object's attention block settings, by name (to build a block config from a larger one)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(AttentionLayerSettings)}
+
+
+@dataclass(frozen=True)
+class TransformerConfig(AttentionLayerSettings):
     """Encoder settings of a Transformer. ``d_model`` is the model width D.
 
     The feed-forward width is ``d_ff``, or 4 * D when unset. ``causal=None`` follows the task (lm: causal; others: not).
@@ -67,11 +91,8 @@ class TransformerConfig:
     """
 
     d_model: int = 128
-    n_heads: int = 4
     num_layers: int = 2
-    d_ff: int | None = None
     dropout: float = 0.1
-    attention_dropout: float = 0.0
     positions: PositionScheme = "rope"
     max_len: int = 512
     causal: bool | None = None
@@ -86,15 +107,10 @@ class TransformerConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_at_least(self, 1, "d_model", "n_heads", "num_layers", "max_len")
+        check_at_least(self, 1, "d_model", "num_layers", "max_len")
         check_at_least(self, 0, "decoder_layers")
-        if self.d_ff is not None and self.d_ff < 1:
-            raise ConfigError(f"d_ff must be >= 1 (or unset), found {self.d_ff}")
-        if self.d_model % self.n_heads:
-            raise ConfigError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
-        if self.positions == "rope" and (self.d_model // self.n_heads) % 2:
-            raise ConfigError(f"positions='rope' needs an even head width; d_model / n_heads = {self.d_model // self.n_heads}")
-        check_fraction(self, "dropout", "attention_dropout")
+        self.check_attention(self.d_model, self.positions)
+        check_fraction(self, "dropout")
         if self.moe_experts < 0 or self.moe_loss_weight < 0:
             raise ConfigError(f"moe_experts and moe_loss_weight must be >= 0, found {self.moe_experts}, {self.moe_loss_weight}")
         if self.moe_experts and not 1 <= self.moe_top_k <= self.moe_experts:
