@@ -276,52 +276,31 @@ class NeuralModel:
 
         return self._predict_rows(inputs, rows)
 
-    # --- probing: per-position output distributions (seqlab.probes) -------------------------
-    def _check_probe_task(self) -> None:
-        if not self.task.probe_rows:
-            raise SeqlabError(f"output distributions are for tasks whose outputs are class distributions per token or "
-                              f"per sequence; this {self.family} model serves {self.task.name!r}")
-
-    def _text_task(self) -> Any:
-        from seqlab.tasks import TextTask
-
-        if not isinstance(self.task, TextTask):
-            raise SeqlabError(f"task {self.task.name!r} has no tokens to probe")
-        return self.task
-
+    # --- probing: the views seqlab.probes reads (written in seqlab.probes.view) ---------------
     def tokenize(self, value: Any) -> list[str]:
-        """The tokens the model sees for one raw input (the task's tokenizer, lowercasing and
-        truncation): ``distributions`` gives one row per token (lm, labeling) or one row
-        (classification). Token lists are normalised only, so ``tokenize(tokenize(x)) == tokenize(x)``."""
-        self._check_probe_task()
-        return self._text_task().input_tokens(value)
+        """The tokens the model sees for one raw input (see :class:`seqlab.probes.view.NeuralView`)."""
+        return self._view().tokenize(value)
 
     def output_labels(self) -> list[str]:
         """Names of the K columns of :meth:`distributions`: vocabulary (lm), tags, or classes."""
-        self._check_probe_task()
-        return self._text_task().output_labels()
+        return self._view().output_labels()
 
     def output_probabilities(self, output: Tensor, batch: dict[str, Tensor], differentiable: bool = False) -> Tensor:
-        """The module's ``output`` as probabilities: (B, T, K) (lm, labeling) or (B, K)
-        (classification), float32. Softmax of the logits; with a CRF head the posterior node
-        marginals p(y_t = k | x) (``differentiable=True``: differentiable through them)."""
-        probs: Tensor = self.module.probabilities(output, batch, differentiable)
-        return probs
+        """The module's ``output`` as (B, T, K) or (B, K) float32 probabilities (softmax; CRF marginals)."""
+        return self._view().output_probabilities(output, batch, differentiable)
 
     def distributions(self, inputs: Sequence[Any]) -> list[Tensor]:
-        """One (J, K) float32 tensor of probabilities per raw input (J = ``len(tokenize(x))``;
-        K = ``len(output_labels())``): lm row j = p(next token | tokens[: j + 1]); labeling row
-        j = the label distribution at token j (CRF head: posterior marginals, not the Viterbi
-        path); classification: J = 1, the class probabilities."""
-        self._check_probe_task()
-        items = self.task.encode_inputs(list(inputs))
-        out: dict[int, Tensor] = {}
-        for output, batch in self._outputs(items, self.train_config.batch_size):
-            probs = self.output_probabilities(output, batch).cpu()  # (B, T, K) or (B, K)
-            lengths = batch["mask"].sum(-1).tolist()
-            for r, i in enumerate(batch["index"].tolist()):
-                out[i] = probs[r : r + 1] if probs.dim() == 2 else probs[r, : lengths[r]]
-        return [out[i] for i in range(len(items))]
+        """One (J, K) float32 tensor of probabilities per raw input (J = ``len(tokenize(x))``)."""
+        return self._view().distributions(inputs)
+
+    def _view(self) -> Any:
+        from seqlab.probes.view import NeuralView
+
+        return NeuralView(self)
+
+    def outputs(self, items: list[dict[str, Any]], batch_size: int | None = None) -> Iterator[tuple[Tensor, dict[str, Tensor]]]:
+        """``(output, batch)`` per batch of encoded ``items``, in eval mode, without gradients."""
+        return self._outputs(items, batch_size or self.train_config.batch_size)
 
     def generate(
         self, prompts: Sequence[str], max_new_tokens: int = 200, *,
