@@ -93,7 +93,7 @@ def cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
 def cmd_predict(args: argparse.Namespace, extra: list[str]) -> int:
     from seqlab.models.registry import load
 
-    model = load(args.run)
+    model: Any = load(args.run)  # a generator's own capabilities: generate, decoding
     inputs = _inputs(args, model)
     if args.generate:
         outs: list[Any] = model.generate(
@@ -123,7 +123,7 @@ def cmd_generate(args: argparse.Namespace, extra: list[str]) -> int:
     (generation task) turns each source into a new sequence."""
     from seqlab.models.registry import load
 
-    model = load(args.run)
+    model: Any = load(args.run)  # a generator's own capabilities: generate, decoding
     inputs = _inputs(args)
     task = model.task
     method = args.method or model.decoding.method
@@ -261,6 +261,8 @@ def _add_probe_parser(sub: Any) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from seqlab.tasks import TASKS  # the task registry names the tasks a data file may pose
+
     p = argparse.ArgumentParser(prog="seqlab", description="Sequence modeling: train, evaluate, predict, compare.")
     sub = p.add_subparsers(dest="verb", required=True)
     t = sub.add_parser("train", help="train a model on a bundled dataset or a data file",
@@ -268,7 +270,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("dataset", help="bundled dataset name (see `seqlab datasets`) or a data file")
     t.add_argument("--model", help="model family (see `seqlab models`)")
     t.add_argument("--head", help="output head (task dependent)")
-    t.add_argument("--task", help="task of a data file (classification, labeling, lm, mlm)")
+    t.add_argument("--task", help=f"task of a data file ({', '.join(TASKS)})")
     t.add_argument("--config", help="TOML file with [model], [train] and [task] sections")
     t.add_argument("--out", help="run directory (default runs/DATASET-MODEL)")
     t.add_argument("--seed", type=int, default=0, help="data split seed")

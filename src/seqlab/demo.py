@@ -72,7 +72,7 @@ def run_demo(out: Path = Path("runs/demo"), budget: float = 90.0, jobs: tuple[De
         print(f"\n== {job.dataset}: {job.name()} ({ds.info.size}) ==", flush=True)
         neural = get_family(job.family).kind == "neural"
         train = {**job.train, "max_time": budget} if neural else None
-        model = build(job.family, ds, task_options=job.task, train=train, **job.model)
+        model: Any = build(job.family, ds, task_options=job.task, train=train, **job.model)  # LMs generate
         start = time.perf_counter()
         model.fit(ds.train, valid=ds.valid, run_dir=out / f"{job.dataset}-{job.family}" / "train", resume=False)
         seconds = time.perf_counter() - start

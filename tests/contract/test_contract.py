@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import seqlab
-from seqlab.models.registry import FAMILIES
+from seqlab.models.registry import FAMILIES, SequenceModel
 from seqlab.tasks import TASKS
 
 TINY = {"d_model": 16, "dropout": 0.0}
@@ -38,6 +38,7 @@ def test_contract(family: str, task: str, tmp_path: Path) -> None:
     neural = FAMILIES[family].kind == "neural"
     settings = {"train": TRAIN, **_settings(family)} if neural else {}
     model = seqlab.build(family, task=task, task_options=opts, **settings)
+    assert isinstance(model, SequenceModel)  # one API, classical or neural
     assert model.fit(train, run_dir=tmp_path / "run") is model
     if neural:
         losses = [h["train_loss"] for h in model.result_.history]

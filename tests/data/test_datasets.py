@@ -310,3 +310,16 @@ def test_adding_is_the_same_everywhere_and_poses_regression() -> None:
     everything = sorted([*ds.train, *ds.valid, *ds.test], key=lambda e: e["values"])
     assert everything == sorted(adding(50, T=8, seed=0), key=lambda e: e["values"])
     assert ds.info.size == "50 sequences, 400 steps"
+
+
+def test_a_dataset_task_carries_its_options() -> None:
+    """build(task=ds.task) and build(task=ds) give the same model: the spec holds the options."""
+    import seqlab
+
+    ds = load("adding", n=40, T=6)
+    a = seqlab.build("gru", task=ds.task, d_model=8, hidden_size=8, train={"epochs": 1, "progress": False})
+    b = seqlab.build("gru", task=ds, d_model=8, hidden_size=8, train={"epochs": 1, "progress": False})
+    assert a.task.config == b.task.config and a.task.config.channels == ("values", "markers")
+    a.fit(ds.train)
+    b.fit(ds.train)
+    assert a.predict(ds.test) == b.predict(ds.test)

@@ -106,6 +106,29 @@ def test_char_filters_need_a_task_with_characters() -> None:
     import seqlab
     from seqlab.errors import ConfigError
 
-    model = seqlab.build("lstm", task="classification", char_filters=4, train={"progress": False})
-    with pytest.raises(ConfigError, match="char_filters"):
-        model.fit(CLS)
+    with pytest.raises(ConfigError, match="char_filters"):  # refused when built, before any training
+        seqlab.build("lstm", task="classification", char_filters=4, train={"progress": False})
+
+
+def test_settings_a_task_or_family_ignores_are_refused() -> None:
+    """Nothing is silently dropped: an end setting the task does not read, decoding for a task that
+    does not decode, train settings for a classical family, and an old key name each fail clearly."""
+    import seqlab
+    from seqlab.errors import ConfigError, SeqlabError
+
+    with pytest.raises(ConfigError, match="pooling='max'.*frontend_dim"):
+        seqlab.build("gru", task="labeling", pooling="max")
+    with pytest.raises(ConfigError, match="patch"):
+        seqlab.build("gru", task="lm", patch=4)
+    with pytest.raises(ConfigError, match="does not decode"):
+        seqlab.build("gru", task="classification", decoding={"method": "beam"})
+    with pytest.raises(ConfigError, match="train"):
+        seqlab.build("crf", task="labeling", train={"epochs": 2})
+    with pytest.raises(ConfigError, match="now d_model"):
+        seqlab.build("gru", task="classification", embedding_dim=8)
+    model = seqlab.build("gru", task="classification", d_model=8, hidden_size=8, train={"epochs": 1, "progress": False})
+    model.fit(CLS)
+    with pytest.raises(ConfigError, match="predicts without decoding"):
+        model.predict([CLS[0]["text"]], decoding={"method": "beam"})
+    with pytest.raises(SeqlabError, match="list of inputs"):
+        model.predict("a string")

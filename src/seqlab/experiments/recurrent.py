@@ -144,8 +144,8 @@ def _sgd_losses(clip: float | None, size: Size, seed: int, train: list[dict[str,
     import seqlab
 
     steps, lr, rho = {"tiny": (8, 0.5, 1.2), "quick": (150, 0.5, 1.2), "full": (400, 0.5, 1.2)}[size]
-    model = seqlab.build("elman", task="labeling", task_options={"scheme": "none"}, d_model=16, hidden_size=32,
-                         nonlinearity="relu", dropout=0.0, seed=seed)
+    model: Any = seqlab.build("elman", task="labeling", task_options={"scheme": "none"}, d_model=16, hidden_size=32,
+                              nonlinearity="relu", dropout=0.0, seed=seed)  # a neural model: its module is set below
     model.prepare(train)  # the task's vocabulary and the network, untrained
     module, task = model.module, model.task
     with torch.no_grad():  # recurrent matrix: orthogonal times rho (spectral radius rho)

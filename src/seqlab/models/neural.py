@@ -188,9 +188,12 @@ class NeuralModel:
         finally:
             module.train(was_training)
 
-    def _decoding(self, decoding: DecodingConfig | dict[str, Any] | None) -> DecodingConfig:
+    def _decoding(self, decoding: DecodingConfig | dict[str, Any] | None, generating: bool = False) -> DecodingConfig:
         if decoding is None:
             return self.decoding
+        if not (self.task.decodes_free or (generating and self.task.uses_decoding)):
+            raise ConfigError(f"this {self.family} model's task {self.task.name!r} predicts without decoding; "
+                              "decoding= is for generators (and an LM's generate)")
         if isinstance(decoding, DecodingConfig):
             return decoding
         return from_dict(DecodingConfig, {**to_dict(self.decoding), **decoding}, where="decoding")
@@ -198,7 +201,7 @@ class NeuralModel:
     def _evaluate_encoded(self, enc: Encoded, batch_size: int | None = None,
                           decoding: DecodingConfig | None = None) -> dict[str, float]:
         acc = EvalAccumulator()
-        module, dec = self.module, self._decoding(decoding)
+        module, dec = self.module, decoding or self.decoding
         for output, batch in self._outputs(enc.items, batch_size or self.train_config.batch_size):
             with torch.no_grad():
                 nll, n = output_loss(module, output, batch)
@@ -313,7 +316,7 @@ class NeuralModel:
         :func:`seqlab.models.sampling.generate`)."""
         from seqlab.models.sampling import generate
 
-        dec = self._decoding(decoding)
+        dec = self._decoding(decoding, generating=True)
         if settings:
             dec = from_dict(DecodingConfig, {**to_dict(dec), **settings}, where="generate")
         return generate(self, prompts, max_new_tokens, dec, stop_at_eos=stop_at_eos)

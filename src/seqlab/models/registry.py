@@ -15,7 +15,9 @@ import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
+
+from torch import Tensor
 
 from seqlab.config import from_dict
 from seqlab.errors import ConfigError, SeqlabError
@@ -121,18 +123,30 @@ def get_family(name: str) -> Family:
     return FAMILIES[key]
 
 
+@runtime_checkable
 class SequenceModel(Protocol):
-    """What :func:`build` and :func:`load` return, classical or neural: one API."""
+    """What :func:`build` and :func:`load` return, classical or neural: one API. Families add
+    their own capabilities (a language model's ``generate``, a neural model's ``module``)."""
 
     family: str
     task: Task
     kind: str
 
-    def fit(self, train: Sequence[Any], valid: Sequence[Any] | None = None, **kwargs: Any) -> SequenceModel: ...
+    @property
+    def n_parameters(self) -> int: ...
 
-    def evaluate(self, split: Sequence[Any], *args: Any, **kwargs: Any) -> dict[str, float]: ...
+    def fit(self, train: Sequence[Any], valid: Sequence[Any] | None = None, *,
+            run_dir: str | Path | None = None, resume: bool = True) -> Any: ...
 
-    def predict(self, inputs: Sequence[Any], **kwargs: Any) -> list[Any]: ...
+    def evaluate(self, split: Sequence[Any], batch_size: int | None = None) -> dict[str, float]: ...
+
+    def predict(self, inputs: Sequence[Any]) -> list[Any]: ...
+
+    def tokenize(self, value: Any) -> list[str]: ...
+
+    def output_labels(self) -> list[str]: ...
+
+    def distributions(self, inputs: Sequence[Any]) -> list[Tensor]: ...
 
     def save(self, path: str | Path) -> Path: ...
 
@@ -180,7 +194,7 @@ def build(
     decoding: DecodingConfig | Mapping[str, Any] | None = None,
     device: str = "cpu",
     **config: Any,
-) -> Any:
+) -> SequenceModel:
     """Build an unfitted model of family ``name`` for ``task`` (a name, a Task, a TaskSpec or a
     Dataset, whose task options come along).
 
@@ -196,10 +210,10 @@ def build(
         raise ConfigError(f"model {fam.name!r} does not serve task {the_task.name!r}; it serves {', '.join(fam.tasks)}")
     cfg_cls = fam.config_class()
     if fam.kind == "classical":
-        given = [k for k, v in (("train", train), ("head", head), ("decoding", decoding)) if v]
-        if given:
+        refused = [k for k, v in (("train", train), ("head", head), ("decoding", decoding)) if v]
+        if refused:
             raise ConfigError(
-                f"model {fam.name!r} is fitted by its own estimator and takes no {' / '.join(given)} settings; "
+                f"model {fam.name!r} is fitted by its own estimator and takes no {' / '.join(refused)} settings; "
                 f"its settings are model settings: {', '.join(f.name for f in fields(cfg_cls))}"
             )
         own = [f.name for f in fields(cfg_cls)]
@@ -212,6 +226,7 @@ def build(
     own_cfg, ends_cfg = split_settings(fam, {**fam.defaults, **config})
     if head is not None:
         ends_cfg["head"] = head
+    _refuse_unused(the_task, {**config, **({"head": head} if head is not None else {})}, decoding)
     cfg = from_dict(cfg_cls, own_cfg, where=f"model {fam.name}")
     ends = from_dict(EndsConfig, ends_cfg, where=f"model {fam.name}")
     train_cfg = train if isinstance(train, TrainConfig) else from_dict(TrainConfig, dict(train or {}), where="train")
@@ -219,6 +234,18 @@ def build(
         decoding = from_dict(DecodingConfig, dict(decoding), where="decoding")
     return NeuralModel(fam.name, the_task, cfg, fam.encoder_factory(), train_cfg, device=device, ends=ends,
                        decoding=decoding, make_seq2seq=fam.seq2seq_factory())
+
+
+def _refuse_unused(task: Task, given: Mapping[str, Any], decoding: Any) -> None:
+    """Nothing the user sets is silently dropped: an end setting the task's frontend and head do
+    not read, or a decoding for a task that does not decode, is an error."""
+    ignored = sorted(k for k in given if k in ENDS_FIELDS and k not in task.ends_used)
+    if ignored:
+        said = ", ".join(f"{k}={given[k]!r}" for k in ignored)
+        raise ConfigError(f"task {task.name!r} does not use {said}; its network ends read "
+                          f"{', '.join(task.ends_used) or 'nothing'}")
+    if decoding is not None and not task.uses_decoding:
+        raise ConfigError(f"task {task.name!r} does not decode; decoding= is for generators and language models")
 
 
 _LEGACY_ENDS = ("word_dropout", "pooling", "tie_weights", "char_filters", "char_dim")
@@ -255,7 +282,7 @@ def migrate_saved(fam: Family, meta: dict[str, Any]) -> dict[str, Any]:
     return {**meta, "model_config": old, "ends_config": ends, "format": SAVE_FORMAT}
 
 
-def load(path: str | Path) -> Any:
+def load(path: str | Path) -> SequenceModel:
     """Load a model saved with ``model.save(path)`` (safetensors + JSON; nothing is unpickled).
 
     ``path`` may also be a run directory written by ``seqlab train`` (its model is in ``model/``).

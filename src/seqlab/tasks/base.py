@@ -112,6 +112,9 @@ class Task(ABC):
             "sequence" (one per input), "token" (one per kept token), "next" (the next token after
             the prefix), or "" (no comparison).
         prediction_words: that comparison in words, for reports.
+        ends_used: the network end settings (:class:`seqlab.models.network.EndsConfig`) its
+            frontend and head read; setting another one is refused.
+        uses_decoding: a decoding configuration means something for it (a generator, an LM).
     """
 
     name: ClassVar[str]
@@ -131,6 +134,8 @@ class Task(ABC):
     file_shapes: ClassVar[tuple[tuple[str, ...], ...]] = ()
     txt_format: ClassVar[str] = "text"
     input_keys: ClassVar[tuple[str, ...]] = ()
+    ends_used: ClassVar[tuple[str, ...]] = ()
+    uses_decoding: ClassVar[bool] = False
     prediction_kind: ClassVar[str] = ""
     prediction_words: ClassVar[str] = ""
 

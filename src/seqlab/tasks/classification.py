@@ -70,6 +70,7 @@ class ClassificationTask(TextTask):
     input_keys = ("tokens", "text")
     prediction_kind = "sequence"
     prediction_words = "the predicted label"
+    ends_used = ("frontend_dim", "word_dropout", "pooling")
     file_shapes = (("text", "label"), ("tokens", "label"))
     keys = ("text", "tokens", "label")
     probe_rows: ProbeRows = "sequence"

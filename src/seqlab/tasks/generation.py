@@ -140,6 +140,8 @@ class GenerationTask(TextTask):
     input_keys = ("source",)
     prediction_kind = "sequence"
     prediction_words = "the generated output sequence"
+    ends_used = ("word_dropout", "tie_weights")
+    uses_decoding = True
     file_shapes = (("source", "target"),)
     keys = ("source", "target")
     probe_rows: ProbeRows = ""

@@ -89,6 +89,7 @@ class LabelingTask(TextTask):
     input_keys = ("tokens",)
     prediction_kind = "token"
     prediction_words = "the labels of the kept tokens (changed if any one differs)"
+    ends_used = ("frontend_dim", "word_dropout", "char_filters", "char_dim", "head")
     file_shapes = (("tokens", "tags"),)
     txt_format = "conll"
     keys = ("tokens", "tags")

@@ -77,6 +77,8 @@ class LMTask(TextTask):
     prediction_kind = "next"
     prediction_words = ("the next-token prediction at the final kept position (against the uncut prefix up to that "
                         "position; for a causal model cut_tail cannot change it)")
+    ends_used = ("frontend_dim", "word_dropout", "tie_weights")
+    uses_decoding = True
     file_shapes = (("text",),)
     keys = ("text", "tokens")
     overlap = 1  # a block of n inputs needs n + 1 ids

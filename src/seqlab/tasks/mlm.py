@@ -78,6 +78,7 @@ class MLMTask(LMTask):
     prediction_kind = ""
     prediction_words = ""
     probe_rows: ProbeRows = ""  # its outputs mean something only at the hidden positions
+    uses_decoding = False  # it fills <mask>s by argmax
 
     def __init__(self, config: MLMConfig | None = None) -> None:
         super().__init__(config or MLMConfig())

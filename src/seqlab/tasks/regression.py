@@ -86,6 +86,7 @@ class RegressionTask(Task):
     input_keys = ("values",)
     prediction_kind = "sequence"
     prediction_words = "the predicted value(s)"
+    ends_used = ("frontend_dim", "pooling", "patch")
     file_shapes = (("values", "target"),)
     probe_rows: ProbeRows = ""
 
