@@ -132,9 +132,6 @@ class SequenceModel(Protocol):
     task: Task
     kind: str
 
-    @property
-    def n_parameters(self) -> int: ...
-
     def fit(self, train: Sequence[Any], valid: Sequence[Any] | None = None, *,
             run_dir: str | Path | None = None, resume: bool = True) -> Any: ...
 
