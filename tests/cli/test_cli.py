@@ -151,3 +151,12 @@ def test_generate_decodes_from_an_encoder_decoder_and_an_lm(tmp_path: Path, caps
     capsys.readouterr()
     assert main(["generate", str(tmp_path / "lm"), "--text", "a", "--max-new-tokens", "2", "--method", "greedy"]) == 0
     assert json.loads(capsys.readouterr().out)["output"].split() == ["b", "c"]
+
+
+def test_a_renamed_model_key_names_its_new_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Dotted keys of earlier versions fail with the new key's name (embedding_dim -> d_model)."""
+    data = tmp_path / "train.jsonl"
+    data.write_text("\n".join(json.dumps({"text": f"w{i % 3} x", "label": str(i % 2)}) for i in range(20)) + "\n")
+    code = main(["train", str(data), "--task", "classification", "--model", "gru", "--model.embedding_dim", "8",
+                 "--out", str(tmp_path / "run")])
+    assert code != 0 and "now d_model" in capsys.readouterr().err

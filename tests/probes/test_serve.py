@@ -109,7 +109,7 @@ def test_info_and_page(lm: Any, lm_url: str) -> None:
     assert status == 200
     vocab = lm.task.codec.fitted_vocab.itos
     words = sorted({w for s in SENTENCES for w in s.split()})
-    assert info["family"] == "lstm" and info["task"] == "lm"
+    assert info["family"] == "lstm" and info["task"] == "lm" and info["causal"] is True and info["rows"] == "token"
     assert sorted(info["vocabulary"]) == words and info["vocab_size"] == len(words)
     assert info["n_labels"] == len(vocab)
     with urllib.request.urlopen(lm_url + "/", timeout=20) as resp:

@@ -168,6 +168,8 @@ class ProbeApp:
         return {
             "family": str(getattr(self.model, "family", type(self.model).__name__)),
             "task": self.model.task.name,
+            "causal": bool(self.model.task.causal),  # what the task declares: the page reads these, not its name
+            "rows": self.model.task.probe_rows,  # "token" or "sequence"
             "vocab_size": len(self.vocabulary),
             "vocabulary": self.vocabulary[:MAX_VOCAB_LISTED],
             "vocabulary_truncated": len(self.vocabulary) > MAX_VOCAB_LISTED,
