@@ -45,7 +45,7 @@ def _dataset(args: argparse.Namespace, task: str | None = None) -> Any:
 
             raise SeqlabError(f"a data file needs --task ({', '.join(TASKS)})")
         return datasets.load_files(task, args.dataset, seed=args.seed)
-    return datasets.load(args.dataset, seed=args.seed)
+    return datasets.load(args.dataset, seed=args.seed, task=task)  # --task poses another task the data can serve
 
 
 def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
@@ -77,16 +77,27 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
+    """Score a run: on a data file given here, the whole file; else a split (``--split``) of the
+    bundled dataset, or of the run's own data split as it was in training. Says which, and how
+    many examples, on stderr."""
+    from seqlab.data import datasets
     from seqlab.io import read_json
     from seqlab.models.registry import load
 
     model = load(args.run)
-    if not args.dataset:
-        run = read_json(Path(args.run) / "run.json")
-        args.dataset, args.seed = run["dataset"], run.get("seed", 0)
-    ds = _dataset(args, model.task.name)
-    split = getattr(ds, args.split)
-    print(json.dumps(model.evaluate(split), indent=2))
+    if args.dataset and Path(args.dataset).exists():
+        examples = datasets.load_files(model.task.name, args.dataset, fractions=(1.0, 0.0, 0.0)).train
+        scored = f"the whole file {args.dataset}"
+    else:
+        if not args.dataset:
+            run = read_json(Path(args.run) / "run.json")
+            args.dataset, args.seed = run["dataset"], run.get("seed", 0)
+        examples = getattr(_dataset(args, model.task.name), args.split)
+        scored = f"the {args.split} split of {args.dataset} (seed {args.seed})"
+    if not examples:
+        raise SeqlabError(f"{scored} holds no examples")
+    print(f"[seqlab] scoring {scored}: {len(examples):,} examples", file=sys.stderr)
+    print(json.dumps(model.evaluate(examples), indent=2))
     return 0
 
 
@@ -277,7 +288,8 @@ def _parser() -> argparse.ArgumentParser:
     t.set_defaults(fn=cmd_train)
     e = sub.add_parser("evaluate", help="evaluate a saved run on a dataset split")
     e.add_argument("run", help="run directory written by `seqlab train`")
-    e.add_argument("dataset", nargs="?", help="dataset (default: the one the run was trained on)")
+    e.add_argument("dataset", nargs="?", help="a bundled dataset (its --split is scored) or a data file (all of it is "
+                   "scored); default: the run's own data and split")
     e.add_argument("--split", choices=("train", "valid", "test"), default="test")
     e.add_argument("--seed", type=int, default=0)
     e.set_defaults(fn=cmd_evaluate)

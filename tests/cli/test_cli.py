@@ -160,3 +160,40 @@ def test_a_renamed_model_key_names_its_new_key(tmp_path: Path, capsys: pytest.Ca
     code = main(["train", str(data), "--task", "classification", "--model", "gru", "--model.embedding_dim", "8",
                  "--out", str(tmp_path / "run")])
     assert code != 0 and "now d_model" in capsys.readouterr().err
+
+
+def test_evaluate_on_a_file_scores_the_whole_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Given a file, evaluate scores every example in it (not a tenth) and says so."""
+    import seqlab
+    from seqlab.data.readers import read_conll
+
+    data = _ner_file(tmp_path)
+    out = tmp_path / "run"
+    assert main(["train", str(data), "--task", "labeling", "--model", "gru", "--model.d_model", "8",
+                 "--model.hidden_size", "8", "--train.epochs", "1", "--train.progress", "false", "--out", str(out)]) == 0
+    capsys.readouterr()
+    other = tmp_path / "other.conll"
+    sents = [{"tokens": ["Ann", "left"], "tags": ["B-PER", "O"]}] * 7 + [{"tokens": ["Rome"], "tags": ["B-LOC"]}] * 3
+    write_conll(other, sents)
+    assert main(["evaluate", str(out), str(other)]) == 0
+    captured = capsys.readouterr()
+    assert "the whole file" in captured.err and "10 examples" in captured.err
+    model = seqlab.load(out)
+    assert json.loads(captured.out) == pytest.approx(model.evaluate(read_conll(other)))
+
+
+def test_task_is_honoured_for_bundled_datasets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--task mlm on pydoc trains a masked LM; a task the dataset cannot pose is refused, naming those it can."""
+    from seqlab.data import datasets
+
+    assert datasets.load("pydoc", task="mlm").task.name == "mlm"
+    out = tmp_path / "mlm"
+    assert main(["train", "pydoc", "--model", "gru", "--task", "mlm", "--model.d_model", "8", "--model.hidden_size", "8",
+                 "--model.bidirectional", "true", "--train.max_steps", "1", "--train.progress", "false",
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert json.loads((out / "run.json").read_text())["task"] == "mlm"
+    assert json.loads((out / "model" / "config.json").read_text())["task"] == "mlm"
+    assert main(["train", "tweets", "--model", "gru", "--task", "labeling", "--out", str(tmp_path / "x")]) != 0
+    err = capsys.readouterr().err
+    assert "cannot pose task 'labeling'" in err and "classification" in err

@@ -246,8 +246,9 @@ def catalog() -> list[DatasetInfo]:
     return [replace(e.info, size=_size(name)) for name, e in _ENTRIES.items()]
 
 
-def load(name: str, *, seed: int = 0, **options: Any) -> Dataset:
-    """Load a bundled dataset and split it deterministically from ``seed``.
+def load(name: str, *, seed: int = 0, task: str | None = None, **options: Any) -> Dataset:
+    """Load a bundled dataset and split it deterministically from ``seed``; ``task`` poses
+    another task its examples can serve (``pydoc`` as ``mlm``; see :meth:`Dataset.posed_as`).
 
     Options: ``fractions=(train, valid, test)`` overrides the dataset's split fractions; the
     dataset's own reader options (``stress=False`` for ``cmudict``) pass through to its reader.
@@ -272,4 +273,5 @@ def load(name: str, *, seed: int = 0, **options: Any) -> Dataset:
     if not reader_options:
         _SIZES[name] = size  # the catalog's size is the default reading's
     info = replace(entry.info, size=size)
-    return Dataset(name, TaskSpec(info.task, dict(entry.task_options)), train, valid, test, info)
+    ds = Dataset(name, TaskSpec(info.task, dict(entry.task_options)), train, valid, test, info)
+    return ds if task is None else ds.posed_as(task)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from seqlab.errors import ConfigError
@@ -70,6 +70,27 @@ class Dataset:
             raise ConfigError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
         self.task_options = {**(self.task.options if isinstance(self.task, TaskSpec) else {}), **self.task_options}
         self.task = TaskSpec(name, dict(self.task_options))
+
+    def can_pose(self) -> list[str]:
+        """The registered tasks whose example keys every example of this dataset has."""
+        rows = [*self.train, *self.valid, *self.test]
+        return [name for name, (cls, _) in _TASK_REGISTRY.items()
+                if cls.file_shapes and all(any(all(k in ex for k in keys) for keys in cls.file_shapes) for ex in rows)]
+
+    def posed_as(self, task: str) -> Dataset:
+        """The same examples posing ``task`` (the dataset's task options that ``task`` takes come
+        along); a task the examples cannot serve is an error naming the ones they can."""
+        if task == self.task.name:
+            return self
+        if task not in TASKS:
+            raise ConfigError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+        posable = self.can_pose()
+        if task not in posable:
+            raise ConfigError(f"dataset {self.name!r} cannot pose task {task!r} (its examples lack the keys it reads); "
+                              f"it poses {', '.join(posable) or 'none'}")
+        accepted = {f.name for f in fields(_TASK_REGISTRY[task][1])}
+        options = {k: v for k, v in self.task.options.items() if k in accepted}
+        return replace(self, task=TaskSpec(task, options), task_options=options)
 
 
 # --------------------------------------------------------------------------- splitting
