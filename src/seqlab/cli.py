@@ -64,7 +64,7 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     out = Path(args.out or f"runs/{ds.name}-{name}")
     info = distributed.init_from_env()  # torchrun sets the environment; a plain run is world 1
     try:
-        model.fit(ds.train, valid=ds.valid or None, run_dir=out / "train")
+        model.fit(ds.train, valid=ds.valid or None, run_dir=out / "train", resume=not args.fresh)
         if info.is_main:
             model.save(out / "model")
             # the argument as given (a bundled name or a data file), so `evaluate RUN` finds it again
@@ -284,6 +284,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--task", help=f"task of a data file ({', '.join(TASKS)})")
     t.add_argument("--config", help="TOML file with [model], [train] and [task] sections")
     t.add_argument("--out", help="run directory (default runs/DATASET-MODEL)")
+    t.add_argument("--fresh", action="store_true",
+                   help="start the run directory over instead of resuming it (a resume must have the same data and "
+                        "settings; a larger --train.epochs continues it)")
     t.add_argument("--seed", type=int, default=0, help="data split seed")
     t.set_defaults(fn=cmd_train)
     e = sub.add_parser("evaluate", help="evaluate a saved run on a dataset split")

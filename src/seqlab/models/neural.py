@@ -28,6 +28,7 @@ from seqlab.io import read_tensors, write_json, write_tensors
 from seqlab.models.network import EndsConfig, build_network, output_loss
 from seqlab.tasks import Encoded, EvalAccumulator, Example, Task, task_from_state
 from seqlab.train.checkpoint import atomic_directory
+from seqlab.train.identity import check_identity, fingerprint
 from seqlab.train.trainer import TrainConfig, Trainer, TrainResult
 
 __all__ = ["NeuralModel", "EncoderFactory", "Seq2SeqFactory", "SAVE_FORMAT"]
@@ -158,6 +159,8 @@ class NeuralModel:
         if valid_enc is not None:
             def evaluate() -> dict[str, float]:
                 return self._evaluate_encoded(valid_enc)
+        if run_dir is not None:
+            self._check_run(Path(run_dir), train, valid, resume)
         trainer = Trainer(
             self.module, self._loss, self.train_config, run_dir=run_dir, evaluate=evaluate,
             main_metric=self.task.main_metric if valid_enc else "loss",
@@ -167,6 +170,17 @@ class NeuralModel:
         self.result_ = trainer.fit(source, resume=resume)
         self.train_time_ += time.perf_counter() - start
         return self
+
+    def _check_run(self, run_dir: Path, train: Sequence[Example], valid: Sequence[Example] | None, resume: bool) -> None:
+        """A run directory resumes only the run it was started with: same data, same settings (a
+        larger budget is a named continuation); see :mod:`seqlab.train.identity`."""
+        settings = {
+            "family": self.family,
+            "task": {"name": self.task.name, **to_dict(getattr(self.task, "config"))},  # noqa: B009
+            "model": to_dict(self.config), "ends": to_dict(self.ends), "train": to_dict(self.train_config),
+        }
+        data = fingerprint({"train": list(train), "valid": list(valid or [])})
+        check_identity(run_dir, settings, data, resume=resume, has_checkpoint=(run_dir / "checkpoint").exists())
 
     # --- inference ----------------------------------------------------------------------
     def _outputs(
