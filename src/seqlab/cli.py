@@ -45,6 +45,8 @@ def _dataset(args: argparse.Namespace, task: str | None = None) -> Any:
 
             raise SeqlabError(f"a data file needs --task ({', '.join(TASKS)})")
         return datasets.load_files(task, args.dataset, seed=args.seed)
+    if args.dataset and (Path(args.dataset).suffix or "/" in args.dataset) and args.dataset not in datasets.names():
+        raise SeqlabError(f"{args.dataset}: no such data file (nor a bundled dataset: see `seqlab datasets`)")
     return datasets.load(args.dataset, seed=args.seed, task=task)  # --task poses another task the data can serve
 
 

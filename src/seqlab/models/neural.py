@@ -376,6 +376,10 @@ class NeuralModel:
         )
         model.module_ = model._build_module()
         state = read_tensors(Path(path) / "model.safetensors")  # a format-1 layout is renamed by the Network
+        broken = sorted(k for k, v in state.items() if v.is_floating_point() and bool(torch.isnan(v).any()))
+        if broken:
+            raise SeqlabError(f"{path}: model.safetensors holds NaN weights ({', '.join(broken[:5])}"
+                              f"{', ...' if len(broken) > 5 else ''}); a model that diverged cannot predict")
         try:
             model.module_.load_state_dict(state, strict=True)
         except RuntimeError as e:

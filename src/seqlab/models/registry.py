@@ -285,8 +285,13 @@ def load(path: str | Path) -> SequenceModel:
     ``path`` may also be a run directory written by ``seqlab train`` (its model is in ``model/``).
     Models saved by the previous format load too (see :func:`migrate_saved`).
     """
+    if not Path(path).is_dir():
+        raise SeqlabError(f"{path}: no such run or model directory (a run directory is what `seqlab train --out` "
+                          "wrote; a model directory what model.save wrote)")
     if (Path(path) / "model" / "config.json").exists():
         path = Path(path) / "model"
+    if not (Path(path) / "config.json").exists():
+        raise SeqlabError(f"{path}: not a seqlab run or model directory (no config.json, and no model/config.json)")
     meta = read_json(Path(path) / "config.json")
     if not isinstance(meta, dict) or "family" not in meta:
         raise SeqlabError(f"{path}: config.json does not describe a seqlab model")
