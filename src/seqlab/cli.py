@@ -71,7 +71,9 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
             model.save(out / "model")
             # the argument as given (a bundled name or a data file), so `evaluate RUN` finds it again
             write_json(out / "run.json", {"dataset": args.dataset, "task": ds.task.name, "seed": args.seed})
-            metrics = model.evaluate(ds.test) if ds.test else {}
+            if not ds.test:
+                print(f"[seqlab] {ds.name} has no test examples: no test metrics", file=sys.stderr)
+            metrics = model.evaluate(ds.test) if ds.test else None
             print(json.dumps({"run": str(out), "test": metrics}, indent=2))
     finally:
         distributed.cleanup()

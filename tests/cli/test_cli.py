@@ -220,3 +220,25 @@ def test_nan_weights_are_refused_when_loading(tmp_path: Path) -> None:
     write_tensors(path / "model.safetensors", {k: torch.full_like(v, float("nan")) for k, v in state.items()})
     with pytest.raises(SeqlabError, match="NaN weights"):
         seqlab.load(path)
+
+
+def test_a_single_text_file_lm_gets_every_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One .txt document is cut contiguously into train/valid/test (a random split of one example
+    left two splits empty), and evaluate scores a non-empty test split with finite numbers."""
+    text = tmp_path / "story.txt"
+    text.write_text("".join(f"line {i} of the story goes on\n" for i in range(60)), encoding="utf-8")
+    out = tmp_path / "lm"
+    assert main(["train", str(text), "--task", "lm", "--model", "ngram", "--model.order", "3", "--out", str(out)]) == 0
+    trained = json.loads(capsys.readouterr().out)["test"]
+    assert trained and all(v == v for v in trained.values())  # not empty, no NaN
+    assert main(["evaluate", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out) == pytest.approx(trained)
+
+
+def test_evaluating_an_empty_split_says_so() -> None:
+    import seqlab
+    from seqlab.errors import SeqlabError
+
+    lm = seqlab.build("ngram", task="lm", order=2).fit([{"text": "a b c"}])
+    with pytest.raises(SeqlabError, match="empty"):
+        lm.evaluate([])

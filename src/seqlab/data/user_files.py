@@ -19,6 +19,7 @@ from seqlab.data.splits import (
     Fractions,
     TaskSpec,
     check_fractions,
+    contiguous_split,
     split_examples,
 )
 from seqlab.errors import ConfigError, DataError
@@ -111,7 +112,11 @@ def load_files(
             fr[1] if valid_ex is None else 0.0,
             fr[2] if test_ex is None else 0.0,
         )
-        train_ex, v, t = split_examples(train_ex, seed, carve)
+        whole = train_ex
+        train_ex, v, t = split_examples(whole, seed, carve)
+        if ((carve[1] and not v) or (carve[2] and not t)) and TASK_REGISTRY[task][0].splits_text:
+            # too few documents for a random split (one .txt file): cut each text contiguously
+            train_ex, v, t = contiguous_split(whole, carve)
         valid_ex = v if valid_ex is None else valid_ex
         test_ex = t if test_ex is None else test_ex
     total = len(train_ex) + len(valid_ex) + len(test_ex)

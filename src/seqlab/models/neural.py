@@ -227,6 +227,8 @@ class NeuralModel:
                  decoding: DecodingConfig | dict[str, Any] | None = None) -> dict[str, float]:
         """The task's metrics on labelled examples (a generator decodes under ``decoding``,
         default: the model's own)."""
+        if not split:
+            raise SeqlabError("evaluate() needs at least one example; the split is empty")
         return self._evaluate_encoded(self.task.encode(split), batch_size, self._decoding(decoding))
 
     def _inputs(self, inputs: Sequence[Any]) -> list[Any]:

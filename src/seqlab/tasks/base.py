@@ -115,6 +115,8 @@ class Task(ABC):
         ends_used: the network end settings (:class:`seqlab.models.network.EndsConfig`) its
             frontend and head read; setting another one is refused.
         uses_decoding: a decoding configuration means something for it (a generator, an LM).
+        splits_text: a text can be cut into train/valid/test pieces (language modeling), so a
+            file of too few documents for a random split is cut contiguously instead.
     """
 
     name: ClassVar[str]
@@ -136,6 +138,7 @@ class Task(ABC):
     input_keys: ClassVar[tuple[str, ...]] = ()
     ends_used: ClassVar[tuple[str, ...]] = ()
     uses_decoding: ClassVar[bool] = False
+    splits_text: ClassVar[bool] = False
     prediction_kind: ClassVar[str] = ""
     prediction_words: ClassVar[str] = ""
 

@@ -79,6 +79,7 @@ class LMTask(TextTask):
                         "position; for a causal model cut_tail cannot change it)")
     ends_used = ("frontend_dim", "word_dropout", "tie_weights")
     uses_decoding = True
+    splits_text = True
     file_shapes = (("text",),)
     keys = ("text", "tokens")
     overlap = 1  # a block of n inputs needs n + 1 ids

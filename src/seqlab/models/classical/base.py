@@ -108,6 +108,8 @@ class ClassicalModel(ABC):
     def evaluate(self, split: Sequence[Example], batch_size: int | None = None) -> dict[str, float]:
         """The task's metrics on labelled examples (``batch_size`` is accepted and unused)."""
         self._check_fitted()
+        if not split:
+            raise SeqlabError("evaluate() needs at least one example; the split is empty")
         preds, refs, nll_sum, n_units = self._score(split)
         return self.task.metrics(preds, refs, nll_sum, n_units)
 
