@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -74,10 +75,27 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
             if not ds.test:
                 print(f"[seqlab] {ds.name} has no test examples: no test metrics", file=sys.stderr)
             metrics = model.evaluate(ds.test) if ds.test else None
-            print(json.dumps({"run": str(out), "test": metrics}, indent=2))
+            _print_json({"run": str(out), "test": metrics})
     finally:
         distributed.cleanup()
     return 0
+
+
+def _print_json(obj: Any) -> None:
+    """Valid JSON on stdout: a NaN or infinite number (JSON has none) is written as null, with a
+    note on stderr naming where."""
+    from seqlab.probes.results import json_ready
+
+    bad = [k for k, v in _leaves(obj) if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        print(f"[seqlab] not a finite number, written as null: {', '.join(bad)}", file=sys.stderr)
+    print(json.dumps(json_ready(obj), indent=2, allow_nan=False))
+
+
+def _leaves(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(obj, dict):
+        return [leaf for k, v in obj.items() for leaf in _leaves(v, f"{prefix}{k}.")]
+    return [(prefix.rstrip("."), obj)]
 
 
 def cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
@@ -101,7 +119,7 @@ def cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
     if not examples:
         raise SeqlabError(f"{scored} holds no examples")
     print(f"[seqlab] scoring {scored}: {len(examples):,} examples", file=sys.stderr)
-    print(json.dumps(model.evaluate(examples), indent=2))
+    _print_json(model.evaluate(examples))
     return 0
 
 
@@ -127,7 +145,9 @@ def _inputs(args: argparse.Namespace, model: Any = None) -> list[Any]:
     (``Task.parse_input``: text as it is; numbers or a JSON record for a regression model)."""
     lines: list[str] = list(args.text or [])
     if args.file:
-        lines += [ln.rstrip("\n") for ln in Path(args.file).read_text(encoding="utf-8").splitlines() if ln.strip()]
+        from seqlab.data.readers import read_lines
+
+        lines += [ln.rstrip("\n") for ln in read_lines(args.file) if ln.strip()]
     if not lines:
         raise SeqlabError("no inputs: pass --text TEXT (repeatable) or --file FILE")
     return [model.task.parse_input(x) for x in lines] if model is not None else lines
@@ -275,6 +295,17 @@ def _add_probe_parser(sub: Any) -> None:
         q.set_defaults(fn=cmd_probe, probe_fn=run)
 
 
+def _port(text: str) -> int:
+    """A TCP port for ``--port``: 0 (any free one) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535, found {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535, found {port}")
+    return port
+
+
 def _parser() -> argparse.ArgumentParser:
     from seqlab.tasks import TASKS  # the task registry names the tasks a data file may pose
 
@@ -356,7 +387,7 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("serve", help="a local web page: swap a token, see how the predictions change",
                        description="Serve a page on this machine to probe a saved run's sensitivity to token swaps.")
     v.add_argument("run", help="run directory written by `seqlab train` (or a saved model directory)")
-    v.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
+    v.add_argument("--port", type=_port, default=8765, help="port (0: any free port)")
     v.add_argument("--host", default="127.0.0.1", help="loopback address to bind (127.0.0.1, ::1 or localhost only)")
     v.add_argument("--no-browser", action="store_true", help="print the URL only; do not open a browser")
     v.set_defaults(fn=cmd_serve)

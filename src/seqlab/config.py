@@ -167,6 +167,10 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {p} does not exist") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: invalid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: a TOML file must be UTF-8 text; found an undecodable byte at offset {e.start}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {p} is a directory, not a TOML file") from None
 
 
 def _parse_scalar(text: str) -> Any:

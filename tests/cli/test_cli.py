@@ -242,3 +242,40 @@ def test_evaluating_an_empty_split_says_so() -> None:
     lm = seqlab.build("ngram", task="lm", order=2).fit([{"text": "a b c"}])
     with pytest.raises(SeqlabError, match="empty"):
         lm.evaluate([])
+
+
+def test_plain_user_errors_are_messages_not_tracebacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """predict --file missing or binary, a non-UTF-8 --config, --port out of range, and a
+    config.json missing a key each end in a message that names the thing, not a traceback."""
+    import seqlab
+
+    model = seqlab.build("gru", task="classification", d_model=8, hidden_size=8, train={"epochs": 1, "progress": False})
+    run = model.fit([{"text": "a b", "label": "x"}, {"text": "c", "label": "y"}]).save(tmp_path / "m")
+    assert main(["predict", str(run), "--file", str(tmp_path / "none.txt")]) != 0
+    assert "none.txt" in capsys.readouterr().err
+    binary = tmp_path / "blob.bin"
+    binary.write_bytes(b"\xff\xfe\x00\x81" * 10)
+    assert main(["predict", str(run), "--file", str(binary)]) != 0
+    assert "blob.bin" in capsys.readouterr().err
+    cfg = tmp_path / "bad.toml"
+    cfg.write_bytes(b'[model]\nname = "\xff"\n')
+    assert main(["train", "adding", "--config", str(cfg)]) != 0
+    assert "UTF-8" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["serve", str(run), "--port", "99999"])
+    assert "0 to 65535" in capsys.readouterr().err
+    meta = json.loads((run / "config.json").read_text())
+    del meta["task_state"]["codec"]
+    (run / "config.json").write_text(json.dumps(meta))
+    assert main(["evaluate", str(run), "adding"]) != 0
+    err = capsys.readouterr().err
+    assert "config.json" in err and "'codec'" in err
+
+
+def test_non_finite_metrics_print_as_valid_json(capsys: pytest.CaptureFixture[str]) -> None:
+    from seqlab.cli import _print_json
+
+    _print_json({"loss": float("inf"), "f1": 0.5, "nested": {"x": float("nan")}})
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {"loss": None, "f1": 0.5, "nested": {"x": None}}
+    assert "loss" in captured.err and "nested.x" in captured.err

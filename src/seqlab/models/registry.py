@@ -296,8 +296,13 @@ def load(path: str | Path) -> SequenceModel:
     if not isinstance(meta, dict) or "family" not in meta:
         raise SeqlabError(f"{path}: config.json does not describe a seqlab model")
     fam = get_family(meta["family"])
-    if fam.kind == "classical":
-        return fam.estimator_class().from_saved(path, meta, fam.config_class())
-    if meta.get("format", 1) < SAVE_FORMAT:
-        meta = migrate_saved(fam, meta)
-    return NeuralModel.from_saved(path, meta, fam.config_class(), fam.encoder_factory(), fam.seq2seq_factory())
+    try:
+        if fam.kind == "classical":
+            return fam.estimator_class().from_saved(path, meta, fam.config_class())
+        if meta.get("format", 1) < SAVE_FORMAT:
+            meta = migrate_saved(fam, meta)
+        return NeuralModel.from_saved(path, meta, fam.config_class(), fam.encoder_factory(), fam.seq2seq_factory())
+    except KeyError as e:  # a hand-edited or truncated config.json: name the file and the key
+        raise SeqlabError(f"{Path(path) / 'config.json'}: a key the model needs is missing: {e.args[0]!r}") from None
+    except (TypeError, AttributeError) as e:
+        raise SeqlabError(f"{Path(path) / 'config.json'}: a value has the wrong type ({e})") from None
