@@ -15,7 +15,7 @@ from seqlab._version import __version__
 __all__ = ["__version__", "build", "load", "datasets"]
 
 if TYPE_CHECKING:
-    from seqlab.data import datasets
+    from seqlab import datasets
     from seqlab.models.registry import build, load
 
 
@@ -25,8 +25,8 @@ def __getattr__(name: str) -> Any:
         from seqlab.models import registry
 
         return getattr(registry, name)
-    if name == "datasets":
-        from seqlab.data import datasets
+    if name == "datasets":  # the submodule seqlab.datasets (importing it binds the attribute)
+        import importlib
 
-        return datasets
+        return importlib.import_module("seqlab.datasets")
     raise AttributeError(f"module 'seqlab' has no attribute {name!r}")

@@ -73,3 +73,23 @@ def test_fingerprint_and_flatten() -> None:
     assert fingerprint([{"x": 1.0}]) != fingerprint([{"x": 1.0000001}])
     assert flatten({"train": {"lr": 0.1, "betas": (0.9, 0.99)}, "family": "gru"}) == {
         "train.lr": 0.1, "train.betas": [0.9, 0.99], "family": "gru"}
+
+
+def test_a_run_directory_held_by_a_live_process_is_refused(tmp_path: Path) -> None:
+    """A second run started into a directory another live process holds is refused; a lock left
+    by a process that has ended (a kill) is taken over; the lock goes when the run ends."""
+    import os
+    import subprocess
+
+    from seqlab.train.identity import LOCK_FILE
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / LOCK_FILE).write_text(str(os.getppid()))  # a live process that is not this one
+    with pytest.raises(SeqlabError, match="in use by another run"):
+        _model().fit(_data(0), run_dir=run)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (run / LOCK_FILE).write_text(str(dead.pid))  # its process is gone: a stale lock
+    _model().fit(_data(0), run_dir=run)
+    assert not (run / LOCK_FILE).exists()

@@ -9,6 +9,7 @@ the task's frontend and head, the task gives the loss, decoding and metrics, and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,7 +29,7 @@ from seqlab.io import read_tensors, write_json, write_tensors
 from seqlab.models.network import EndsConfig, build_network, output_loss
 from seqlab.tasks import Encoded, EvalAccumulator, Example, Task, task_from_state
 from seqlab.train.checkpoint import atomic_directory
-from seqlab.train.identity import check_identity, fingerprint
+from seqlab.train.identity import check_identity, fingerprint, run_lock
 from seqlab.train.trainer import TrainConfig, Trainer, TrainResult
 
 __all__ = ["NeuralModel", "EncoderFactory", "Seq2SeqFactory", "SAVE_FORMAT"]
@@ -155,6 +156,15 @@ class NeuralModel:
         else:
             source = self._source(self._encode_train(train), True, bs)
         valid_enc = self.task.encode(valid) if valid else None
+        with run_lock(Path(run_dir)) if run_dir is not None else contextlib.nullcontext():
+            self._fit_locked(source, valid_enc, run_dir, resume, train, valid)
+        return self
+
+    def _fit_locked(
+        self, source: BatchSource | EpochBatchSource, valid_enc: Encoded | None, run_dir: str | Path | None,
+        resume: bool, train: Sequence[Example], valid: Sequence[Example] | None,
+    ) -> None:
+        """Train, holding ``run_dir`` (see :func:`seqlab.train.identity.run_lock`)."""
         evaluate = None
         if valid_enc is not None:
             def evaluate() -> dict[str, float]:
@@ -169,7 +179,6 @@ class NeuralModel:
         start = time.perf_counter()
         self.result_ = trainer.fit(source, resume=resume)
         self.train_time_ += time.perf_counter() - start
-        return self
 
     def _check_run(self, run_dir: Path, train: Sequence[Example], valid: Sequence[Example] | None, resume: bool) -> None:
         """A run directory resumes only the run it was started with: same data, same settings (a

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +30,10 @@ import seqlab.train.distributed as distributed
 from seqlab.errors import SeqlabError
 from seqlab.io import read_json, write_json
 
-__all__ = ["IDENTITY_FILE", "CONTINUABLE", "fingerprint", "flatten", "check_identity"]
+__all__ = ["IDENTITY_FILE", "LOCK_FILE", "CONTINUABLE", "fingerprint", "flatten", "check_identity", "run_lock"]
 
 IDENTITY_FILE = "identity.json"
+LOCK_FILE = "lock"
 #: training settings a resumed run may change: they extend or bound the budget, or only report
 CONTINUABLE = ("train.epochs", "train.max_steps", "train.max_time", "train.progress", "train.checkpoint_every",
                "train.patience")
@@ -92,3 +95,44 @@ def check_identity(run_dir: Path, settings: Mapping[str, Any], data: str, *, res
     if distributed.current().is_main:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         write_json(path, {"data": data, "settings": now})
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir`` for this process while it trains: a second process started into the same
+    directory is refused (it would interleave the metrics log and checkpoints). A lock left by a
+    process that no longer runs (a kill) is taken over. Only the main rank of a distributed run
+    locks. The lock names the holder's pid on this machine."""
+    if not distributed.current().is_main:
+        yield
+        return
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+        holder = int(text) if text.isdigit() else -1
+        if holder > 0 and holder != os.getpid() and _alive(holder):
+            raise SeqlabError(f"{run_dir} is in use by another run (process {holder}); wait for it, or give this "
+                              "run another directory (--out)") from None
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)  # a stale lock (its process is gone): take it over
+    try:
+        os.write(fd, str(os.getpid()).encode())
+    finally:
+        os.close(fd)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
