@@ -23,7 +23,7 @@ from seqlab.formatting import format_table
 
 __all__ = ["main", "format_table"]
 
-SECTIONS = ("model", "train", "task")
+SECTIONS = ("model", "train", "task", "reader")
 
 
 def _settings(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
@@ -33,19 +33,30 @@ def _settings(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
     if args.model:
         cfg = merge(cfg, {"model": {"name": args.model}})
     cfg = merge(cfg, parse_overrides(extra))
-    check_keys(cfg, SECTIONS, "the command line (use --model.KEY, --train.KEY or --task.KEY)")
+    check_keys(cfg, SECTIONS, "the command line (use --model.KEY, --train.KEY, --task.KEY or --reader.KEY)")
     return cfg
 
 
-def _dataset(args: argparse.Namespace, task: str | None = None) -> Any:
+def _dataset(args: argparse.Namespace, task: str | None = None, reader: dict[str, Any] | None = None) -> Any:
+    """A bundled dataset (posing ``task`` if given), or the user's files: ``args.dataset`` for
+    training and, when given, ``args.valid`` / ``args.test`` used as they are; ``reader``: the
+    reader's options (``--reader.mode line``, ``--reader.encoding latin-1``, ...) and
+    ``args.format`` its format."""
     from seqlab.data import datasets
 
+    valid, test, fmt = getattr(args, "valid", None), getattr(args, "test", None), getattr(args, "format", None)
     if args.dataset and Path(args.dataset).exists():
         if not task:
             from seqlab.tasks import TASKS
 
             raise SeqlabError(f"a data file needs --task ({', '.join(TASKS)})")
-        return datasets.load_files(task, args.dataset, seed=args.seed)
+        for given in (valid, test):
+            if given and not Path(given).exists():
+                raise SeqlabError(f"{given}: no such data file")
+        return datasets.load_files(task, args.dataset, valid, test, fmt, seed=args.seed, reader_options=reader)
+    if valid or test or fmt or reader:
+        raise SeqlabError("--valid, --test, --format and --reader.KEY are for data files; a bundled dataset has its "
+                          "own splits and reader")
     if args.dataset and (Path(args.dataset).suffix or "/" in args.dataset) and args.dataset not in datasets.names():
         raise SeqlabError(f"{args.dataset}: no such data file (nor a bundled dataset: see `seqlab datasets`)")
     return datasets.load(args.dataset, seed=args.seed, task=task)  # --task poses another task the data can serve
@@ -62,7 +73,8 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     if not name:
         raise SeqlabError("which model? pass --model NAME (see `seqlab models`)")
     head = model_cfg.pop("head", args.head)
-    ds = _dataset(args, args.task)
+    reader = dict(cfg.get("reader", {}))
+    ds = _dataset(args, args.task, reader)
     model = build(name, ds, task_options=cfg.get("task"), train=cfg.get("train"), head=head, **model_cfg)
     out = Path(args.out or f"runs/{ds.name}-{name}")
     info = distributed.init_from_env()  # torchrun sets the environment; a plain run is world 1
@@ -71,7 +83,9 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
         if info.is_main:
             model.save(out / "model")
             # the argument as given (a bundled name or a data file), so `evaluate RUN` finds it again
-            write_json(out / "run.json", {"dataset": args.dataset, "task": ds.task.name, "seed": args.seed})
+            write_json(out / "run.json", {"dataset": args.dataset, "task": ds.task.name, "seed": args.seed,
+                                          "valid": args.valid, "test": args.test, "format": args.format,
+                                          "reader": reader})
             if not ds.test:
                 print(f"[seqlab] {ds.name} has no test examples: no test metrics", file=sys.stderr)
             metrics = model.evaluate(ds.test) if ds.test else None
@@ -111,10 +125,13 @@ def cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
         examples = datasets.load_files(model.task.name, args.dataset, fractions=(1.0, 0.0, 0.0)).train
         scored = f"the whole file {args.dataset}"
     else:
-        if not args.dataset:
+        reader = None
+        if not args.dataset:  # the run's own data, read and split as in training
             run = read_json(Path(args.run) / "run.json")
             args.dataset, args.seed = run["dataset"], run.get("seed", 0)
-        examples = getattr(_dataset(args, model.task.name), args.split)
+            args.valid, args.test, args.format = run.get("valid"), run.get("test"), run.get("format")
+            reader = run.get("reader") or None
+        examples = getattr(_dataset(args, model.task.name, reader), args.split)
         scored = f"the {args.split} split of {args.dataset} (seed {args.seed})"
     if not examples:
         raise SeqlabError(f"{scored} holds no examples")
@@ -323,6 +340,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="start the run directory over instead of resuming it (a resume must have the same data and "
                         "settings; a larger --train.epochs continues it)")
     t.add_argument("--seed", type=int, default=0, help="data split seed")
+    t.add_argument("--valid", help="a validation file, used as it is (default: carved from the training file)")
+    t.add_argument("--test", help="a test file, used as it is (default: carved from the training file)")
+    t.add_argument("--format", choices=("conll", "jsonl", "text", "csv"),
+                   help="the data files' format (default: by extension); reader options: --reader.KEY VALUE "
+                        "(--reader.mode line, --reader.encoding latin-1, --reader.text_col review, ...)")
     t.set_defaults(fn=cmd_train)
     e = sub.add_parser("evaluate", help="evaluate a saved run on a dataset split")
     e.add_argument("run", help="run directory written by `seqlab train`")

@@ -279,3 +279,41 @@ def test_non_finite_metrics_print_as_valid_json(capsys: pytest.CaptureFixture[st
     captured = capsys.readouterr()
     assert json.loads(captured.out) == {"loss": None, "f1": 0.5, "nested": {"x": None}}
     assert "loss" in captured.err and "nested.x" in captured.err
+
+
+def test_given_splits_and_reader_options_are_used_as_they_are(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """seqlab train TRAIN --valid V --test T uses the files as given; --reader.KEY reaches the
+    reader; a regression JSONL file reads with the task's own keys; evaluate RUN re-reads the same."""
+    import seqlab
+    from seqlab.data.readers import read_jsonl, write_jsonl
+
+    def rows(n: int, k: int) -> list[dict]:
+        return [{"text": f"w{(i + k) % 3} y", "label": str((i + k) % 2)} for i in range(n)]
+
+    tr, va, te = tmp_path / "train.jsonl", tmp_path / "valid.jsonl", tmp_path / "test.jsonl"
+    write_jsonl(tr, rows(30, 0))
+    write_jsonl(va, rows(5, 1))
+    write_jsonl(te, rows(7, 2))
+    out = tmp_path / "cls"
+    assert main(["train", str(tr), "--valid", str(va), "--test", str(te), "--task", "classification", "--model", "gru",
+                 "--model.d_model", "8", "--model.hidden_size", "8", "--train.epochs", "1", "--train.progress", "false",
+                 "--out", str(out)]) == 0
+    trained = json.loads(capsys.readouterr().out)["test"]
+    assert trained == pytest.approx(seqlab.load(out).evaluate(read_jsonl(te)))  # exactly the given test file
+    assert main(["evaluate", str(out)]) == 0
+    assert "7 examples" in capsys.readouterr().err
+    # reader options: one LM example per line
+    text = tmp_path / "lines.txt"
+    text.write_text("".join(f"line {i} goes on\n" for i in range(40)), encoding="utf-8")
+    assert main(["train", str(text), "--task", "lm", "--model", "ngram", "--model.order", "2", "--reader.mode", "line",
+                 "--out", str(tmp_path / "lm")]) == 0
+    assert json.loads(capsys.readouterr().out)["test"]
+    assert main(["train", "adding", "--model", "gru", "--reader.mode", "line"]) != 0
+    assert "for data files" in capsys.readouterr().err
+    # a regression JSONL file: the task's keys (values, target), not the text shapes
+    series = tmp_path / "series.jsonl"
+    write_jsonl(series, [{"values": [0.1 * i, 0.2], "target": 0.1 * i + 0.2} for i in range(30)])
+    assert main(["train", str(series), "--task", "regression", "--model", "gru", "--model.d_model", "8",
+                 "--model.hidden_size", "8", "--train.epochs", "1", "--train.progress", "false",
+                 "--out", str(tmp_path / "reg")]) == 0
+    assert set(json.loads(capsys.readouterr().out)["test"]) >= {"mae", "rmse", "r2"}

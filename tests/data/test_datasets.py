@@ -119,7 +119,7 @@ def test_load_files_csv_text_and_reader_options(tmp_path: Path) -> None:
 
 def test_load_files_errors(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "c.jsonl", [{"text": "a", "label": "x"}])
-    with pytest.raises(DataError, match="examples for task 'labeling'"):
+    with pytest.raises(DataError, match="line 1: expected keys tags/tokens"):  # the task's keys, at the file's line
         load_files("labeling", tmp_path / "c.jsonl")
     with pytest.raises(ConfigError, match="unknown task"):
         load_files("tagging", tmp_path / "c.jsonl")

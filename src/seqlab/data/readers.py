@@ -25,7 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,7 +54,6 @@ JSONL_SHAPES: tuple[frozenset[str], ...] = (
     frozenset({"source", "target"}),
     frozenset({"text"}),
 )
-_SHAPE_KEYS = frozenset().union(*JSONL_SHAPES)
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -198,15 +197,21 @@ def write_conll(path: str | Path, examples: Iterable[dict[str, Any]], sep: str =
 # --------------------------------------------------------------------------- JSONL
 
 
-def read_jsonl(path: str | Path, encoding: str = "utf-8") -> list[dict[str, Any]]:
+def read_jsonl(
+    path: str | Path, encoding: str = "utf-8", shapes: Sequence[Iterable[str]] | None = None,
+) -> list[dict[str, Any]]:
     """Read one JSON object per line; blank lines are skipped.
 
     Each object has exactly one of the shapes in :data:`JSONL_SHAPES` (``{"text","label"}``,
     ``{"tokens","tags"}``, ``{"tokens","label"}``, ``{"source","target"}``, ``{"text"}``)
     plus any extra keys (``"id"``, ...), and every line of a file has the same shape.
-    Types: ``text`` a string; ``label`` a string or int; ``tokens``/``tags`` lists of
-    strings of equal length; ``source``/``target`` a string or a list of strings.
+    ``shapes`` replaces those key sets (a task's ``file_shapes``, e.g. regression's
+    ``{"values","target"}``). Types: ``text`` a string; ``label`` a string or int;
+    ``tokens``/``tags`` lists of strings of equal length; a ``source``/``target`` pair strings or
+    lists of strings.
     """
+    allowed = JSONL_SHAPES if shapes is None else tuple(frozenset(s) for s in shapes)
+    shape_keys = frozenset().union(*allowed)
     p = Path(path)
     examples: list[dict[str, Any]] = []
     shape: frozenset[str] | None = None
@@ -220,9 +225,9 @@ def read_jsonl(path: str | Path, encoding: str = "utf-8") -> list[dict[str, Any]
             raise DataError(p, lineno, "a JSON object", f"invalid JSON ({e}): {line!r}") from None
         if not isinstance(obj, dict):
             raise DataError(p, lineno, "a JSON object", f"{type(obj).__name__}: {line!r}")
-        keys = _SHAPE_KEYS & obj.keys()
-        if keys not in JSONL_SHAPES:
-            expected = "keys " + " or ".join("/".join(sorted(s)) for s in JSONL_SHAPES)
+        keys = shape_keys & obj.keys()
+        if keys not in allowed:
+            expected = "keys " + " or ".join("/".join(sorted(s)) for s in allowed)
             raise DataError(p, lineno, expected, f"keys {sorted(obj)}")
         if shape is None:
             shape, first_line = frozenset(keys), lineno
@@ -253,10 +258,10 @@ def _check_types(p: Path, lineno: int, obj: dict[str, Any]) -> None:
     for key in ("tokens", "tags"):
         if key in obj and not _is_str_list(obj[key]):
             raise bad(key, "a list of strings")
-    for key in ("source", "target"):
+    for key in ("source", "target") if "source" in obj else ():  # a generation pair
         if key in obj and not (isinstance(obj[key], str) or _is_str_list(obj[key])):
             raise bad(key, "a string or a list of strings")
-    if "tags" in obj and len(obj["tokens"]) != len(obj["tags"]):
+    if "tags" in obj and "tokens" in obj and len(obj["tokens"]) != len(obj["tags"]):
         n, m = len(obj["tokens"]), len(obj["tags"])
         raise DataError(p, lineno, f"as many tags as tokens ({n})", f"{m} tags")
 

@@ -68,6 +68,8 @@ def _read_user(
         raise ConfigError(
             f"unknown reader option(s) {unknown} for {reader.__name__}; valid: {params}"
         )
+    if reader is read_jsonl and "shapes" not in options:
+        options = {**options, "shapes": TASK_REGISTRY[task][0].file_shapes}  # the task's own key sets
     examples = reader(p, **options)
     shapes = TASK_REGISTRY[task][0].file_shapes
     for i, ex in enumerate(examples):
