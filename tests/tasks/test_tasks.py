@@ -130,3 +130,25 @@ def test_text_field_takes_the_first_key_present_and_names_the_missing_ones() -> 
     assert text_field(ex, 0, ("text", "tokens")) == "a b"  # lm: text first
     with pytest.raises(DataError, match="example 3: a 'source' field"):
         text_field({"target": "t"}, 3, ("source",))
+
+
+@pytest.mark.parametrize("family,task", [("gru", "classification"), ("gru", "labeling"), ("crf", "labeling"),
+                                         ("hmm", "labeling")])
+def test_labels_never_seen_in_training_get_one_warning(family: str, task: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every family warns once, naming the labels the test split has and training never showed."""
+    import seqlab
+
+    if task == "classification":
+        train = [{"tokens": ["a", "b"], "label": "pos"}, {"tokens": ["c"], "label": "neg"}] * 4
+        test = [{"tokens": ["a"], "label": "mixed"}, {"tokens": ["c"], "label": "neg"}]
+    else:
+        train = [{"tokens": ["Ann", "ran"], "tags": ["B-PER", "O"]}] * 4
+        test = [{"tokens": ["Rome", "ran"], "tags": ["B-LOC", "O"]}]
+    neural = {"d_model": 8, "hidden_size": 8, "train": {"epochs": 1, "progress": False}} if family == "gru" else {}
+    model = seqlab.build(family, task=task, **neural).fit(train)
+    capsys.readouterr()
+    metrics = model.evaluate(test)
+    err = capsys.readouterr().err
+    missing = "'mixed'" if task == "classification" else "'B-LOC'"
+    assert err.count("never seen in training") == 1 and missing in err
+    assert all(v is None or v == v for v in metrics.values())

@@ -238,6 +238,7 @@ class NeuralModel:
         default: the model's own)."""
         if not split:
             raise SeqlabError("evaluate() needs at least one example; the split is empty")
+        self.task.warn_unseen(split)
         return self._evaluate_encoded(self.task.encode(split), batch_size, self._decoding(decoding))
 
     def _inputs(self, inputs: Sequence[Any]) -> list[Any]:

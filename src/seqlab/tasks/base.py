@@ -17,6 +17,7 @@ A batch is ``dict[str, Tensor]``; ``batch["mask"]`` is ``(B, T)`` bool, True = r
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -173,6 +174,18 @@ class Task(ABC):
         """One raw input from a line of text (the CLI's ``--text``/``--file``); text tasks take the
         line as it is."""
         return text
+
+    def unseen_labels(self, examples: Sequence[Example]) -> list[str]:
+        """The labels of ``examples`` that training never showed (they count as errors; a model
+        cannot predict them). Default: none (tasks without label vocabularies)."""
+        return []
+
+    def warn_unseen(self, examples: Sequence[Example]) -> None:
+        """One warning on stderr naming the labels of ``examples`` never seen in training."""
+        unseen = self.unseen_labels(examples)
+        if unseen:
+            shown = ", ".join(map(repr, unseen[:10])) + (f" and {len(unseen) - 10} more" if len(unseen) > 10 else "")
+            print(f"[seqlab] {len(unseen)} label(s) never seen in training, scored as errors: {shown}", file=sys.stderr)
 
     def check_input(self, value: Any, index: int) -> None:  # noqa: B027 (a hook; the default accepts)
         """Refuse an input ``predict`` cannot read (default: anything goes)."""

@@ -91,6 +91,10 @@ class ClassificationTask(TextTask):
             raise DataError(None, None, f"example {index}: a 'label' field", f"keys {sorted(ex)}")
         return str(ex["label"])
 
+    def unseen_labels(self, examples: Sequence[Example]) -> list[str]:
+        known = self.label_vocab.stoi
+        return sorted({lab for i, ex in enumerate(examples) if (lab := self._label(ex, i)) not in known})
+
     @property
     def label_vocab(self) -> Vocab:
         if self.labels is None:

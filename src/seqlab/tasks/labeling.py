@@ -120,6 +120,10 @@ class LabelingTask(TextTask):
         self._set_main_metric()
         return self
 
+    def unseen_labels(self, examples: Sequence[Example]) -> list[str]:
+        known = self.tag_vocab.stoi
+        return sorted({t for i, ex in enumerate(examples) for t in tokens_tags(ex, i)[1] if t not in known})
+
     @property
     def tag_vocab(self) -> Vocab:
         if self.tags is None:

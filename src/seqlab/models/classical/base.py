@@ -110,6 +110,7 @@ class ClassicalModel(ABC):
         self._check_fitted()
         if not split:
             raise SeqlabError("evaluate() needs at least one example; the split is empty")
+        self.task.warn_unseen(split)
         preds, refs, nll_sum, n_units = self._score(split)
         return self.task.metrics(preds, refs, nll_sum, n_units)
 
