@@ -83,3 +83,18 @@ def test_contract_sensitivity_probe(family: str, task: str) -> None:
     assert tuple(inf.kl.shape) == (len(toks), rows) and bool((inf.kl >= 0).all())
     if model.task.causal:
         assert float(inf.kl.tril(-1).max()) < 1e-6, inf.kl
+
+
+@pytest.mark.parametrize("family", ["gru", "crf", "hmm"])
+def test_a_string_where_a_list_belongs_is_refused_clearly(family: str) -> None:
+    """predict("a string") would be one prediction per character; fit(["a string"]) a crash. Both
+    are refused with a message."""
+    from seqlab.errors import DataError, SeqlabError
+
+    train, _, _ = TASKS["labeling"][0].toy_examples(0)
+    settings = {"train": {**TRAIN, "epochs": 1}, **_settings(family)} if FAMILIES[family].kind == "neural" else {}
+    with pytest.raises(DataError, match="a record with 'tokens' and 'tags'"):
+        seqlab.build(family, task="labeling", **settings).fit(["a string"])
+    model = seqlab.build(family, task="labeling", **settings).fit(train)
+    with pytest.raises(SeqlabError, match="list of inputs"):
+        model.predict("red cat")

@@ -67,6 +67,9 @@ class LabelingConfig:
 
 
 def tokens_tags(ex: Example, index: int) -> tuple[list[str], list[str]]:
+    if not isinstance(ex, dict):
+        raise DataError(None, None, f"example {index}: a record with 'tokens' and 'tags'",
+                        f"{type(ex).__name__} {repr(ex)[:60]}")
     toks = as_tokens(ex.get("tokens"), "tokens", index)
     tags = as_tokens(ex.get("tags", []), "tags", index)
     if isinstance(toks, str) or isinstance(tags, str):

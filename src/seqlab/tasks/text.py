@@ -53,6 +53,9 @@ def as_tokens(value: Any, field: str, index: int) -> list[str] | str:
 
 def text_field(example: Any, index: int, keys: tuple[str, ...] = ("tokens", "text")) -> str | list[str]:
     """The example's input: the first of ``keys`` it has (token list or string)."""
+    if not isinstance(example, dict):
+        raise DataError(None, None, f"example {index}: a record with a {' or '.join(repr(k) for k in keys)} field",
+                        f"{type(example).__name__} {repr(example)[:60]}")
     for key in keys:
         if key in example:
             return as_tokens(example[key], key, index)

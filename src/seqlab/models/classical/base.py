@@ -68,8 +68,14 @@ class ClassicalModel(ABC):
         """Predictions, references, NLL sum (nats) and units, exactly as ``task.metrics`` takes them."""
 
     @abstractmethod
+    def _predict(self, inputs: Sequence[Any]) -> list[Any]:
+        """The family's predictions for a list of raw inputs."""
+
     def predict(self, inputs: Sequence[Any]) -> list[Any]:
         """The same outputs as :meth:`NeuralModel.predict` gives for the task."""
+        if isinstance(inputs, (str, bytes)):
+            raise SeqlabError("predict takes a list of inputs; wrap a single input in a list: predict([x])")
+        return self._predict(list(inputs))
 
     @abstractmethod
     def _get_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -362,7 +362,7 @@ class CRFModel(ClassicalModel):
         nll = self._nll(self._data([t for t, _ in known], gold)) if known else 0.0
         return preds, [g for _, g in pairs], nll, int(len(gold))
 
-    def predict(self, inputs: Sequence[Any]) -> list[Any]:
+    def _predict(self, inputs: Sequence[Any]) -> list[Any]:
         """Tag lists for token lists (or whitespace-split strings)."""
         self._check_fitted()
         toks = []

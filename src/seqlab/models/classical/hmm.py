@@ -186,7 +186,7 @@ class HMMModel(ClassicalModel):
         return nll, preds
 
     # --- prediction --------------------------------------------------------------------------
-    def predict(self, inputs: Sequence[Any]) -> list[Any]:
+    def _predict(self, inputs: Sequence[Any]) -> list[Any]:
         """Tag lists (labeling) or the most likely next token after each prompt (lm)."""
         self._check_fitted()
         if isinstance(self.task, LabelingTask):

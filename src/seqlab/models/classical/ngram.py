@@ -263,7 +263,7 @@ class NGramModel(ClassicalModel):
         ids = np.asarray(self.task.codec.encode(as_tokens(prompt, "prompt", i)), dtype=np.int64)  # type: ignore[attr-defined]
         return self._to_model(ids).tolist()
 
-    def predict(self, inputs: Sequence[Any]) -> list[Any]:
+    def _predict(self, inputs: Sequence[Any]) -> list[Any]:
         """The most likely next token after each prompt (a prompt starts a sentence)."""
         self._check_fitted()
         chains = np.stack([_context_chain(self.tables_, self._history(v, i)) for i, v in enumerate(inputs)]) if inputs else np.zeros((0, self.config.order - 1), dtype=np.int64)
