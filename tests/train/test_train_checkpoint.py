@@ -187,3 +187,23 @@ def test_defer_sigint_holds_ctrl_c_until_the_block_ends() -> None:
     assert signal.getsignal(signal.SIGINT) is before
     with defer_sigint():  # no signal: nothing raised
         pass
+
+
+def test_temporary_directories_of_killed_saves_are_cleaned(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A save killed midway leaves .NAME.tmp-PID behind; the next save removes it when PID is gone
+    and leaves a live process's alone."""
+    import os
+    import subprocess
+
+    from seqlab.train.checkpoint import atomic_directory
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f".ckpt.tmp-{dead.pid}"
+    live = tmp_path / f".ckpt.tmp-{os.getppid()}"
+    stale.mkdir()
+    live.mkdir()
+    with atomic_directory(tmp_path / "ckpt") as tmp:
+        (tmp / "x").write_text("1")
+    assert (tmp_path / "ckpt" / "x").read_text() == "1"
+    assert not stale.exists() and live.exists()

@@ -78,6 +78,17 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (a permission error means it does)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary directory that replaces ``path`` when the block exits cleanly.
@@ -89,6 +100,10 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     old = final.with_name(f".{final.name}.old")
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):  # left by a process that was killed mid-save
+        pid = stale.name.rsplit("-", 1)[-1]
+        if stale != tmp and (not pid.isdigit() or not pid_alive(int(pid))):
+            shutil.rmtree(stale, ignore_errors=True)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:

@@ -29,6 +29,7 @@ from typing import Any
 import seqlab.train.distributed as distributed
 from seqlab.errors import SeqlabError
 from seqlab.io import read_json, write_json
+from seqlab.train.checkpoint import pid_alive
 
 __all__ = ["IDENTITY_FILE", "LOCK_FILE", "CONTINUABLE", "fingerprint", "flatten", "check_identity", "run_lock"]
 
@@ -97,16 +98,6 @@ def check_identity(run_dir: Path, settings: Mapping[str, Any], data: str, *, res
         write_json(path, {"data": data, "settings": now})
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, under another user
-        return True
-    return True
-
-
 @contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
     """Hold ``run_dir`` for this process while it trains: a second process started into the same
@@ -124,7 +115,7 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     except FileExistsError:
         text = path.read_text(encoding="utf-8", errors="replace").strip()
         holder = int(text) if text.isdigit() else -1
-        if holder > 0 and holder != os.getpid() and _alive(holder):
+        if holder > 0 and holder != os.getpid() and pid_alive(holder):
             raise SeqlabError(f"{run_dir} is in use by another run (process {holder}); wait for it, or give this "
                               "run another directory (--out)") from None
         fd = os.open(path, os.O_WRONLY | os.O_TRUNC)  # a stale lock (its process is gone): take it over
