@@ -79,7 +79,14 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     out = Path(args.out or f"runs/{ds.name}-{name}")
     info = distributed.init_from_env()  # torchrun sets the environment; a plain run is world 1
     try:
-        model.fit(ds.train, valid=ds.valid or None, run_dir=out / "train", resume=not args.fresh)
+        try:
+            model.fit(ds.train, valid=ds.valid or None, run_dir=out / "train", resume=not args.fresh)
+        except KeyboardInterrupt:
+            if (out / "train" / "checkpoint").exists():  # the trainer wrote one at the last optimizer step
+                print(f"seqlab: interrupted; run the same command again to resume from {out / 'train'}", file=sys.stderr)
+            else:  # a classical family fits in one go and keeps no checkpoint
+                print(f"seqlab: interrupted; {name} keeps no checkpoint, so the same command starts over", file=sys.stderr)
+            return 130
         if info.is_main:
             model.save(out / "model")
             # the argument as given (a bundled name or a data file), so `evaluate RUN` finds it again
@@ -428,8 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"seqlab: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        # the trainer has already written a checkpoint at the last optimizer step
-        print("seqlab: interrupted; run the same command again to resume from the checkpoint", file=sys.stderr)
+        print("seqlab: interrupted", file=sys.stderr)
         return 130
 
 

@@ -317,3 +317,18 @@ def test_given_splits_and_reader_options_are_used_as_they_are(tmp_path: Path, ca
                  "--model.hidden_size", "8", "--train.epochs", "1", "--train.progress", "false",
                  "--out", str(tmp_path / "reg")]) == 0
     assert set(json.loads(capsys.readouterr().out)["test"]) >= {"mae", "rmse", "r2"}
+
+
+def test_ctrl_c_says_whether_a_checkpoint_exists(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Interrupting a classical fit does not promise a checkpoint it never wrote."""
+    from seqlab.models.classical.crf import CRFModel
+
+    def interrupted(self, train, valid):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(CRFModel, "_fit", interrupted)
+    data = _ner_file(tmp_path)
+    code = main(["train", str(data), "--task", "labeling", "--model", "crf", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 130 and "keeps no checkpoint" in err and "resume" not in err
