@@ -37,7 +37,7 @@ ENDS_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(EndsConfig))
 class Family:
     """How to build one family. ``defaults`` preset settings (e.g. the RNN cell, or an end
     setting such as the Transformer's mean pooling); ``renamed`` maps keys of earlier versions
-    to the message that names their new key."""
+    to the key that took their meaning."""
 
     name: str
     description: str
@@ -80,9 +80,10 @@ class Family:
         return getattr(importlib.import_module(self.module), self.estimator)
 
 
-_WIDTH = {"embedding_dim": "embedding_dim is now d_model (the width entering the encoder)"}
-_STATE_WIDTH = {**_WIDTH, "hidden_size": "hidden_size (the model width) is now d_model"}
-_FF = {**_WIDTH, "hidden_size": "hidden_size (the feed-forward width) is now d_ff"}
+# keys of earlier versions -> the key that took their meaning (errors name it; old saved models migrate by it)
+_WIDTH = {"embedding_dim": "d_model"}
+_STATE_WIDTH = {**_WIDTH, "hidden_size": "d_model"}  # Mamba / hybrid: the model width
+_FF = {**_WIDTH, "hidden_size": "d_ff"}  # Transformer: the feed-forward width
 
 FAMILIES: dict[str, Family] = {
     "lstm": Family("lstm", "LSTM (Hochreiter & Schmidhuber 1997)", "seqlab.models.rnn", "RNNConfig", "RNNEncoder",
@@ -175,7 +176,7 @@ def split_settings(fam: Family, settings: Mapping[str, Any]) -> tuple[dict[str, 
         elif key in ENDS_FIELDS:
             ends[key] = value
         elif key in fam.renamed:
-            raise ConfigError(f"model {fam.name}: {fam.renamed[key]}")
+            raise ConfigError(f"model {fam.name}: {key} is now {fam.renamed[key]} (renamed in this version)")
         else:
             raise ConfigError(f"unknown key {key!r} in model {fam.name}; valid keys: {', '.join(sorted([*own, *ENDS_FIELDS]))}")
     return cfg, ends
@@ -257,14 +258,14 @@ def migrate_saved(fam: Family, meta: dict[str, Any]) -> dict[str, Any]:
     ends = {k: old.pop(k) for k in _LEGACY_ENDS if k in old}
     own = {f.name for f in fields(fam.config_class())}
     e = old.pop("embedding_dim", None)
-    if "hidden_size" in fam.renamed and "d_ff" not in fam.renamed.get("hidden_size", "") and "hidden_size" in old:
-        width = old.pop("hidden_size") or e  # Mamba / hybrid: 0 meant the embedding width
+    hidden = old.pop("hidden_size", None) if "hidden_size" in fam.renamed else None
+    if fam.renamed.get("hidden_size") == "d_model":  # Mamba / hybrid: the model width; 0 meant e
+        width = hidden or e
         if e is not None and width != e:
             ends["frontend_dim"] = e
         e = width
-    elif "hidden_size" in old and "hidden_size" not in own:  # Transformer: the feed-forward width
-        ff = old.pop("hidden_size")
-        old["d_ff"] = old.get("d_ff") or ff
+    elif hidden is not None:  # Transformer: the feed-forward width
+        old["d_ff"] = old.get("d_ff") or hidden
     if e is not None:
         old["d_model"] = e
     if old.get("d_ff") == 0:  # the hybrid's "4 * M" was 0; it is None now, as in the Transformer

@@ -152,11 +152,6 @@ class ClassificationTask(TextTask):
     def decode(self, output: Tensor, batch: Batch) -> list[Any]:
         return self.label_vocab.decode(output.argmax(-1).tolist())
 
-    def probabilities(self, output: Tensor) -> list[dict[str, float]]:
-        probs = output.float().softmax(-1)  # (B, C)
-        names = self.label_vocab.itos
-        return [{names[c]: float(p[c]) for c in range(len(names))} for p in probs]
-
     @classmethod
     def toy_examples(cls, seed: int = 0) -> tuple[list[Example], list[Any], dict[str, Any]]:
         """Is "cat" among the words?"""

@@ -165,9 +165,6 @@ class LMTask(TextTask):
     def build_head(self, spec: EndsSpec, dim: int, frontend: nn.Module, encoder: nn.Module) -> Head:
         return lm_head(spec, dim, frontend, self.output_size)
 
-    def decode(self, output: Tensor, batch: Batch) -> list[Any]:
-        """The most likely next token after each prompt (its last real position)."""
-        return self.next_tokens(output, batch)
 
     def tally(self, network: Any, output: Tensor, batch: Batch, decoding: DecodingConfig) -> list[Any]:
         """Per block: characters spelled by its targets and top-1 hits (for bits/char, accuracy)."""
@@ -177,8 +174,8 @@ class LMTask(TextTask):
         hits = ((output.argmax(-1) == labels) & valid).sum(-1)  # (B,)
         return [{"chars": int(c), "hits": int(h)} for c, h in zip(chars, hits)]
 
-    def next_tokens(self, output: Tensor, batch: Batch) -> list[str]:
-        """The most likely next token after each prompt (the last real position)."""
+    def decode(self, output: Tensor, batch: Batch) -> list[Any]:
+        """The most likely next token after each prompt (its last real position)."""
         last = batch["mask"].sum(-1) - 1  # (B,)
         best = output[torch.arange(output.shape[0]), last].argmax(-1)  # (B,)
         return self.codec.fitted_vocab.decode(best.tolist())
