@@ -326,3 +326,38 @@ def test_load_corrupt_content_names_file(mutate: object, message: str, tmp_path:
 def test_from_json_rejects_non_object() -> None:
     with pytest.raises(DataError, match="<input>: expected a seqlab tokenizer"):
         tokenizer_from_json([])  # type: ignore[arg-type]
+
+
+def test_catastrophic_custom_pattern_is_bounded_not_a_hang():
+    """(a|aa)+$ on 'a'*40+'b' backtracks for hours under plain re; a custom pattern (which may
+    come from an untrusted config.json) must end in a clear error instead."""
+    import threading
+
+    import pytest
+
+    from seqlab.data import tokenizers as tk
+    from seqlab.errors import SeqlabError
+
+    tok = tk.WordTokenizer("(a|aa)+$")
+    box: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            box["out"] = tok.tokenize("a" * 40 + "b")
+        except SeqlabError as e:
+            box["err"] = e
+
+    old = tk.PATTERN_TIMEOUT_S
+    tk.PATTERN_TIMEOUT_S = (0.2, 0.0)
+    try:
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        t.join(30)
+    finally:
+        tk.PATTERN_TIMEOUT_S = old
+    assert not t.is_alive(), "tokenizing with a catastrophic pattern hung"
+    assert "backtracks catastrophically" in str(box.get("err"))
+    # an ordinary custom pattern still tokenizes, with re's semantics
+    assert tk.WordTokenizer(r"\w+").tokenize("naïve café, ok") == ["naïve", "café", "ok"]
+    with pytest.raises(Exception, match="invalid word pattern"):
+        tk.WordTokenizer("(unclosed")

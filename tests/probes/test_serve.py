@@ -362,3 +362,51 @@ def test_page_end_to_end(browser: Any, lm: Any, lm_url: str) -> None:
     browser.find_element(By.ID, "run").click()
     wait.until(lambda d: "not in the model's vocabulary" in d.find_element(By.ID, "error").text)
     assert browser.find_element(By.ID, "result-section").get_attribute("data-key") == f"{position}:{replacement}"
+
+
+# --- many clients, and clients that go away --------------------------------------------------
+
+def test_a_burst_of_clients_is_not_reset(lm: Any, lm_url: str) -> None:
+    """socketserver's default backlog of 5 reset 1-2% of requests at 20 concurrent clients."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from seqlab.probes.serve import _ProbeServer
+
+    assert _ProbeServer.request_queue_size >= 64
+    with ThreadPoolExecutor(48) as pool:
+        statuses = list(pool.map(lambda _: request(lm_url, "/api/info")[0], range(96)))
+    assert statuses == [200] * 96
+
+
+def test_a_client_that_hangs_up_prints_no_traceback(lm: Any, capfd: pytest.CaptureFixture[str]) -> None:
+    """An aborted fetch used to print three BrokenPipe tracebacks on the server's terminal."""
+    import io
+    import socket as socketlib
+
+    from seqlab.probes.serve import _Handler, make_server
+
+    server = make_server(lm, port=0, verbose=True)
+    try:
+        handler = _Handler.__new__(_Handler)  # drive one request's error path without a socket
+        handler.server = server
+        handler.command, handler.path, handler.request_version = "GET", "/api/info", "HTTP/1.1"
+        handler.headers = {"Host": "127.0.0.1"}  # type: ignore[assignment]
+        handler.requestline = "GET /api/info HTTP/1.1"
+        handler.client_address = ("127.0.0.1", 1)
+
+        class Gone(io.RawIOBase):
+            def write(self, b: Any) -> int:
+                raise BrokenPipeError(32, "Broken pipe")
+
+        handler.wfile = Gone()  # type: ignore[assignment]
+        handler._headers_buffer = []  # type: ignore[attr-defined]
+        handler.do_GET()
+        assert handler.close_connection
+        try:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        except ConnectionResetError:
+            server.handle_error(socketlib.socket(), ("127.0.0.1", 1))
+    finally:
+        server.server_close()
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "BrokenPipe" not in err and "ConnectionReset" not in err

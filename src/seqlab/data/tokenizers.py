@@ -35,6 +35,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import regex
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
 
@@ -168,8 +169,19 @@ _NO_SPACE_BEFORE = frozenset(".,!?;:%)]}…")
 _NO_SPACE_AFTER = frozenset("([{$¿¡")
 
 
+#: A pattern other than the built-in one may come from an untrusted ``config.json``; a pattern such
+#: as ``(a|aa)+$`` backtracks for exponential time on some inputs, and the standard library's ``re``
+#: cannot be interrupted. Such patterns therefore run under the ``regex`` module (a dependency of
+#: sacrebleu, API-compatible with ``re``) with a time bound that grows with the text: a fixed
+#: allowance plus this many seconds per character.
+PATTERN_TIMEOUT_S = (2.0, 2e-5)
+
+
 class WordTokenizer(Tokenizer):
     """Regex tokenization: each non-empty match of ``pattern`` is a token.
+
+    A custom ``pattern`` is matched under a time bound (:data:`PATTERN_TIMEOUT_S`); a pattern
+    that exceeds it is reported as backtracking catastrophically instead of hanging.
 
     ``detokenize`` joins with single spaces except before closing punctuation (``. , ! ? ; : % ) ] }``),
     after opening brackets, and inside straight double quotes (``He said "hi".``). It is lossy:
@@ -181,16 +193,27 @@ class WordTokenizer(Tokenizer):
     def __init__(self, pattern: str = DEFAULT_WORD_PATTERN, lowercase: bool = False) -> None:
         if not isinstance(pattern, str):
             raise ConfigError(f"pattern must be a regex string, found {pattern!r}")
+        self._bounded = pattern != DEFAULT_WORD_PATTERN
         try:
-            self._regex = re.compile(pattern)
-        except re.error as e:
+            compiled = re.compile(pattern)  # the semantics users write for; regex accepts a superset
+            self._regex: Any = regex.compile(pattern) if self._bounded else compiled
+        except (re.error, regex.error) as e:
             raise ConfigError(f"invalid word pattern {pattern!r}: {e}") from e
         self.pattern = pattern
         self.lowercase = _check_bool("lowercase", lowercase)
 
     def tokenize_with_offsets(self, text: str) -> list[tuple[str, int, int]]:
         out = []
-        for m in self._regex.finditer(text):
+        timeout = PATTERN_TIMEOUT_S[0] + PATTERN_TIMEOUT_S[1] * len(text) if self._bounded else None
+        try:
+            matches = list(self._regex.finditer(text, timeout=timeout) if self._bounded else self._regex.finditer(text))
+        except TimeoutError:
+            raise SeqlabError(
+                f"the word pattern {self.pattern!r} took more than {timeout:.1f} s on a text of {len(text)} "
+                "characters: it backtracks catastrophically (nested or overlapping repetition such as "
+                "(a|aa)+); use a pattern without nested repetition"
+            ) from None
+        for m in matches:
             if m.end() > m.start():
                 tok = m.group().lower() if self.lowercase else m.group()
                 out.append((tok, m.start(), m.end()))

@@ -252,6 +252,8 @@ class _Handler(BaseHTTPRequestHandler):
             if not self._host_ok():
                 raise BadRequest("this server answers requests to a loopback host only", HTTPStatus.FORBIDDEN)
             fn()
+        except ConnectionError:  # the client went away mid-request: nothing to answer, nothing to print
+            self.close_connection = True
         except BadRequest as e:
             self._error(e.status, str(e))
         except SeqlabError as e:  # the model refused the input: the client's fault, said plainly
@@ -321,7 +323,13 @@ def _jsonable(obj: Any) -> Any:
 
 
 class _ProbeServer(ThreadingHTTPServer):
+    """Threads per request. The listen backlog is 128, not socketserver's 5: a page fires several
+    requests at once and a few users' pages more, and a full backlog resets connections. A client
+    that goes away mid-response (closed tab, aborted fetch) is normal: it is not an error and
+    prints nothing."""
+
     daemon_threads = True
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], app: ProbeApp, verbose: bool) -> None:
         if ":" in address[0]:
@@ -329,6 +337,12 @@ class _ProbeServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.app = app
         self.verbose = verbose
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError):  # BrokenPipe, ConnectionReset/Aborted
+            return
+        super().handle_error(request, client_address)
 
     @property
     def url(self) -> str:

@@ -217,3 +217,20 @@ def test_float32_fit_follows_float64(make: type) -> None:
     m32 = make(3, n_iter=5, tol=-math.inf, seed=3, dtype=torch.float32, **kw).fit(seqs)
     np.testing.assert_allclose(m32.history_, h64, rtol=1e-4)
     assert m32.transmat_.dtype == torch.float32 and m32.score_samples(seqs).dtype == torch.float32
+
+
+def test_gaussian_hmm_refuses_values_whose_squares_overflow() -> None:
+    """Finite values above ~1e155 used to fail deep inside torch.multinomial (k-means seeding)."""
+    import numpy as np
+    import pytest
+
+    from seqlab.errors import DataError
+    from seqlab.models.classical.hmm_core import GaussianHMM
+
+    rng = np.random.default_rng(0)
+    big = [rng.normal(size=(30, 1)) * 1e160 for _ in range(3)]
+    with pytest.raises(DataError, match="rescale the data"):
+        GaussianHMM(2, seed=0).fit(big)
+    # the same data rescaled fits, and the fit is scale-equivariant in the means
+    small = GaussianHMM(2, seed=0, min_covar=0.0, covar_prior=0.0).fit([b / 1e160 for b in big])
+    assert small.means_.isfinite().all()

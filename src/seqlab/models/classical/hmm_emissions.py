@@ -187,6 +187,11 @@ def kmeans_init(obs: Tensor, k: int, generator: torch.Generator, n_iter: int = 1
     return c
 
 
+#: The Gaussian emission works with squared values (k-means seeding, the log-density, the M-step's
+#: second moments); above this magnitude they overflow float64 even before summing.
+MAX_ABS_VALUE = 1e150
+
+
 class GaussianEmission(Emission):
     """Real vectors with a diagonal-covariance Gaussian per state: ``means_``, ``covars_`` (N, D).
 
@@ -223,6 +228,10 @@ class GaussianEmission(Emission):
             x = x.double()
         if x.numel() and not bool(torch.isfinite(x).all()):
             raise DataError(None, None, f"{where}: finite values", "NaN or inf")
+        if x.numel() and float(x.abs().max()) > MAX_ABS_VALUE:
+            raise DataError(None, None, f"{where}: values of magnitude at most {MAX_ABS_VALUE:.0e} (their squares "
+                            "and sums of squares must stay finite in float64); rescale the data",
+                            f"{float(x.abs().max()):.3e}")
         return x
 
     def init_params(self, n_states: int, obs: Tensor, generator: torch.Generator, dtype: torch.dtype) -> None:
