@@ -45,6 +45,8 @@ def test_train_evaluate_predict_round_trip(tmp_path: Path, capsys: pytest.Captur
     trained = json.loads(capsys.readouterr().out)
     assert trained["test"]["f1"] == 1.0
     assert (out / "model" / "model.safetensors").exists() and (out / "train" / "metrics.jsonl").exists()
+    record = json.loads((out / "run.json").read_text())["trained"]
+    assert record["stopped_by"] in ("epochs", "early_stopping") and record["steps"] > 0
     assert main(["evaluate", str(out), str(data), "--split", "test"]) == 0
     assert json.loads(capsys.readouterr().out)["f1"] == 1.0
     assert main(["evaluate", str(out)]) == 0  # the run remembers its data file

@@ -234,10 +234,22 @@ def test_max_steps_evaluates_the_partial_epoch(tmp_path: Path) -> None:
     assert lrs == pytest.approx([1e-3 * lr_factor(s, 4, 0, "cosine", 0.1) for s in range(4)])
 
 
-def test_max_time_stops_after_the_current_step() -> None:
-    cfg = TrainConfig(epochs=5, max_time=1e-9, patience=None, progress=False)
-    result = Trainer(make_net(), toy_loss, cfg).fit(ToySource())
+def test_max_time_stops_after_the_current_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = TrainConfig(epochs=5, max_time=1e-9, patience=None, progress=True)
+    result = Trainer(make_net(), toy_loss, cfg, run_dir=tmp_path).fit(ToySource())
     assert result.steps == 1 and len(result.history) == 1 and result.history[0]["partial"]
+    # a run cut short by the wall clock says so: on the progress bar, in the result, in the log
+    assert result.stopped_by == "max_time"
+    assert "stopped by max_time (1e-09 s) at step 1 of 30" in capsys.readouterr().err
+    assert read_log(tmp_path, "stop") == [{"type": "stop", "reason": "max_time", "epoch": 0, "step": 1}]
+
+
+@pytest.mark.parametrize(("cfg", "reason"), [
+    (TrainConfig(epochs=2, patience=None, progress=False), "epochs"),
+    (TrainConfig(epochs=2, max_steps=3, patience=None, progress=False), "max_steps"),
+])
+def test_the_result_says_what_ended_training(tmp_path: Path, cfg: TrainConfig, reason: str) -> None:
+    assert Trainer(make_net(), toy_loss, cfg, run_dir=tmp_path).fit(ToySource()).stopped_by == reason
 
 
 def test_resume_false_starts_over(tmp_path: Path) -> None:

@@ -126,3 +126,6 @@ class TrainResult:
     train_time: float
     stopped_early: bool
     units_per_second: float
+    #: why training ended: "epochs", "max_steps", "max_time" (a wall-clock budget: the run is
+    #: machine-dependent) or "early_stopping"
+    stopped_by: str = "epochs"

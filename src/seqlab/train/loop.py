@@ -143,9 +143,29 @@ class Run:
         )
 
     def train(self) -> None:
-        """Run epochs until :meth:`_finished`."""
+        """Run epochs until :meth:`_finished`; a budget that cut the run short is said on the
+        progress bar's line and logged as a ``{"type": "stop"}`` record."""
         while not self._finished():
             self._train_epoch()
+        reason = self.stop_reason()
+        if reason == "max_time" and self.loop.global_step < self.total:
+            note = f"stopped by max_time ({self.cfg.max_time:g} s) at step {self.loop.global_step} of {self.total}"
+            self.bar.set_description(note)
+            if self.info.is_main and self.cfg.progress:
+                self.bar.write(f"[seqlab] {note}: the run is shorter than its epochs, and machine-dependent")
+        self.log.write({"type": "stop", "reason": reason, "epoch": self.loop.epoch, "step": self.loop.global_step})
+
+    def stop_reason(self) -> str:
+        """Why training ended: ``early_stopping``, ``max_time`` (the wall-clock budget),
+        ``max_steps`` or ``epochs``."""
+        cfg, loop = self.cfg, self.loop
+        if loop.stopped_early:
+            return "early_stopping"
+        if self.time_up:
+            return "max_time"
+        if cfg.max_steps is not None and loop.global_step >= cfg.max_steps:
+            return "max_steps"
+        return "epochs"
 
     def _train_epoch(self) -> None:
         """Finish the current epoch from its saved position, then evaluate it.

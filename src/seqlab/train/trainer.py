@@ -140,4 +140,5 @@ def _result(run: Run) -> TrainResult:
         train_time=seconds,
         stopped_early=loop.stopped_early,
         units_per_second=loop.total_units / seconds if seconds > 0 else 0.0,
+        stopped_by=run.stop_reason(),
     )
