@@ -90,9 +90,12 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
         if info.is_main:
             model.save(out / "model")
             # the argument as given (a bundled name or a data file), so `evaluate RUN` finds it again
+            result = getattr(model, "result_", None)
+            trained = {"steps": result.steps, "epochs_run": result.epochs_run, "stopped_by": result.stopped_by} \
+                if result is not None and hasattr(result, "stopped_by") else None
             write_json(out / "run.json", {"dataset": args.dataset, "task": ds.task.name, "seed": args.seed,
                                           "valid": args.valid, "test": args.test, "format": args.format,
-                                          "reader": reader})
+                                          "reader": reader, "trained": trained})
             if not ds.test:
                 print(f"[seqlab] {ds.name} has no test examples: no test metrics", file=sys.stderr)
             metrics = model.evaluate(ds.test) if ds.test else None
