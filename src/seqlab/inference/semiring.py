@@ -18,7 +18,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-__all__ = ["Semiring", "LogSemiring", "MaxSemiring", "chain_forward", "log_alphas", "log_betas"]
+__all__ = ["Semiring", "LogSemiring", "MaxSemiring", "alphas", "chain_forward", "log_alphas", "log_betas"]
 
 
 class Semiring(Protocol):
@@ -66,13 +66,20 @@ def chain_forward(
 def log_alphas(emissions: Tensor, transitions: Tensor, start: Tensor, mask: Tensor) -> Tensor:
     """Log forward variables (B, T, N): alpha[b, t, j] = log-sum of prefixes ending in j at t
     (emission at t included). Padding positions repeat the last real alpha."""
+    return alphas(LogSemiring, emissions, transitions, start, mask)
+
+
+def alphas(sr: type[Semiring], emissions: Tensor, transitions: Tensor, start: Tensor, mask: Tensor) -> Tensor:
+    """Forward variables (B, T, N) in any semiring: alpha[b, t, j] = semiring sum of the scores
+    of prefixes ending in j at t (emission at t included); padding repeats the last real alpha.
+    The max semiring's are the Viterbi scores (a checkpointed backtrace restarts from them)."""
     B, T, _ = emissions.shape
     e = emissions.masked_fill(~mask.unsqueeze(-1), 0.0)  # (B, T, N)
     out = []
     alpha = start + e[:, 0] if T else e.new_zeros(0)
     for t in range(T):
         if t:
-            nxt = torch.logsumexp(alpha.unsqueeze(-1) + transitions, dim=1) + e[:, t]  # (B, N)
+            nxt = sr.sum(alpha.unsqueeze(-1) + transitions, dim=1) + e[:, t]  # (B, N)
             alpha = torch.where(mask[:, t, None], nxt, alpha)
         out.append(alpha)
     return torch.stack(out, dim=1) if out else emissions.new_zeros(emissions.shape)
