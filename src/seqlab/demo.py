@@ -10,6 +10,7 @@ WNUT-16, and a modified Kneser-Ney 5-gram character model on Shakespeare.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,15 @@ class DemoJob:
 
     def name(self) -> str:
         return self.label or f"{self.family} ({'bi' if self.model.get('bidirectional') else 'uni'})"
+
+    def tiny(self) -> DemoJob:
+        """The same job at a tiny size (narrow, one layer, a few steps or iterations): what the
+        determinism test runs, through the same code path as the demo."""
+        widths = {"d_model": 16, "hidden_size": 16, "d_ff": 32, "num_layers": 1, "decoder_layers": 1,
+                  "n_heads": 2, "d_state": 4, "max_iterations": 3}
+        model = {k: widths.get(k, v) for k, v in self.model.items()}
+        train = {**self.train, "max_steps": 6, "warmup_steps": 2, "progress": False} if self.train else {}
+        return dataclasses.replace(self, model=model, train=train)
 
 
 JOBS: tuple[DemoJob, ...] = (
@@ -62,9 +72,11 @@ JOBS: tuple[DemoJob, ...] = (
 )
 
 
-def run_demo(out: Path = Path("runs/demo"), jobs: tuple[DemoJob, ...] = JOBS) -> list[dict[str, Any]]:
-    """Train every job, print the table and a sample; returns the table rows. Budgets are steps and
-    epochs, so the table's numbers do not depend on the machine; only the elapsed time does."""
+def run_demo(out: Path = Path("runs/demo"), jobs: tuple[DemoJob, ...] = JOBS, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """Train every job, print the table and a sample; returns the table rows (with the samples
+    under ``"sample"``). Budgets are steps and epochs, so the table's numbers do not depend on the
+    machine; only the elapsed time does. ``limit``: keep the first ``limit`` examples of each split
+    (the determinism test)."""
     from seqlab.data.datasets import load
     from seqlab.models.registry import build, get_family
 
@@ -73,6 +85,8 @@ def run_demo(out: Path = Path("runs/demo"), jobs: tuple[DemoJob, ...] = JOBS) ->
     begin = time.perf_counter()
     for job in jobs:
         ds = load(job.dataset)
+        if limit is not None:
+            ds = dataclasses.replace(ds, train=ds.train[:limit], valid=ds.valid[:limit], test=ds.test[:limit])
         print(f"\n== {job.dataset}: {job.name()} ({ds.info.size}) ==", flush=True)
         neural = get_family(job.family).kind == "neural"
         train = job.train if neural else None
@@ -87,6 +101,7 @@ def run_demo(out: Path = Path("runs/demo"), jobs: tuple[DemoJob, ...] = JOBS) ->
             "task": ds.task.name, "model": job.name(),
             "dataset": job.dataset, "metric": job.metric, "valid": valid[job.metric], "test": metrics[job.metric],
             "parameters": model.n_parameters, "train_s": seconds, "saved": str(path),
+            "valid_metrics": valid, "test_metrics": metrics,
         })
         if model.task.causal and neural and lm is None:  # a language model: sample from it below
             lm, lm_name = model, job.name()
@@ -101,9 +116,11 @@ def run_demo(out: Path = Path("runs/demo"), jobs: tuple[DemoJob, ...] = JOBS) ->
     if lm is not None:
         sample = lm.generate(["ROMEO.\n"], max_new_tokens=400, temperature=0.8, seed=0)[0]
         print(f"\nA Shakespeare sample ({lm_name} char LM, temperature 0.8):\n\nROMEO.\n" + sample)
+        rows[0]["sample"] = sample
     if g2p is not None:
         model, examples = g2p
         predicted = model.predict([ex["source"] for ex in examples], decoding={"method": "greedy"})
+        rows[0]["g2p"] = predicted
         print("\nGrapheme to phoneme, test words (Transformer encoder-decoder, greedy):\n")
         print(format_table([("".join(ex["source"]), " ".join(p), " ".join(ex["target"]), "yes" if p == ex["target"] else "")
                             for ex, p in zip(examples, predicted)], ("word", "predicted", "gold", "right")))

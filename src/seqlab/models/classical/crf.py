@@ -40,7 +40,7 @@ from seqlab.models.classical.features import (
     FeatureFn,
     SparseFeatures,
 )
-from seqlab.models.classical.optim import minimize_lbfgs
+from seqlab.models.classical.optim import _dot, minimize_lbfgs
 from seqlab.tasks import Example, Task
 from seqlab.tasks.labeling import LabelingTask, tokens_tags
 from seqlab.tasks.text import as_tokens
@@ -343,12 +343,14 @@ class CRFModel(ClassicalModel):
         assert self.params_ is not None and data.gold is not None
         p = self.params_
         E = torch.from_numpy(np.asarray(data.X @ p.weights.numpy()))  # (N_tok, N), chunk order
-        with single_threaded():
-            log_z = sum(float(log_partition(data.emissions(E, c), p.transitions, p.start, p.end, c.mask).sum())
-                        for c in data.chunks)
         theta = torch.cat([p.weights.reshape(-1), p.transitions.reshape(-1)]
                           + ([p.start, p.end] if self.config.boundary else [])).numpy()
-        return log_z - float(data.observed(len(self.tags), self.config.boundary) @ theta)
+        observed = np.asarray(data.observed(len(self.tags), self.config.boundary), dtype=np.float64)
+        with single_threaded():  # one thread: the sums' rounding must not depend on the thread count
+            log_z = sum(float(log_partition(data.emissions(E, c), p.transitions, p.start, p.end, c.mask).sum())
+                        for c in data.chunks)
+            # numpy's ``@`` is a threaded BLAS dot whose rounding depends on the thread count
+            return log_z - _dot(observed, theta)
 
     def _score(self, examples: Sequence[Example]) -> tuple[list[Any], list[Any], float, int]:
         """Predictions for every sentence; the NLL over the sentences whose tags are all known
