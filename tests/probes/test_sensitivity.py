@@ -26,6 +26,7 @@ NETS = {  # tiny, per family (transformer/mamba/hybrid widths must suit their he
     "transformer": {"d_model": 8, "n_heads": 2, "num_layers": 1, "dropout": 0.0},
     "mamba": {"d_model": 8, "num_layers": 1, "d_state": 4, "dropout": 0.0},
     "hybrid": {"d_model": 8, "num_layers": 2, "d_state": 4, "n_heads": 2, "dropout": 0.0},
+    "conformer": {"d_model": 8, "num_layers": 1, "n_heads": 2, "conv_kernel": 3, "dropout": 0.0},
 }
 LM_OPTS = {"tokenizer": "word", "block_size": 16}
 

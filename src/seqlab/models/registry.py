@@ -117,6 +117,8 @@ FAMILIES: dict[str, Family] = {
     "hybrid": Family("hybrid", "Mamba + attention hybrid, every k-th layer attention (Jamba, Lieber et al. 2024)",
                      "seqlab.models.hybrid", "HybridConfig", "HybridEncoder",
                      "causal (lm), or bidirectional by a reversed pass", renamed=_STATE_WIDTH),
+    "conformer": Family("conformer", "Conformer: macaron FFN, MHSA (RoPE/relative), conv module (Gulati et al. 2020)",
+                        "seqlab.models.conformer", "ConformerConfig", "ConformerEncoder", "bidirectional, or causal (lm)"),
 }
 ALIASES: dict[str, str] = {"rnn": "elman"}
 def get_family(name: str) -> Family:
