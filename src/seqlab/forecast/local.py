@@ -65,14 +65,15 @@ def check_series(y: Any, *, where: str = "series") -> np.ndarray:
     """``y`` as a 1-D float64 array of finite values, or a :class:`DataError` naming ``where``."""
     arr = np.asarray(y, dtype=np.float64)
     if arr.ndim != 1:
-        raise DataError(f"{where}: expected a 1-D series of numbers, found shape {arr.shape}")
+        raise DataError(None, None, f"{where}: a 1-D series of numbers", f"shape {arr.shape}")
     if arr.size == 0:
-        raise DataError(f"{where}: the series is empty")
+        raise DataError(None, None, f"{where}: a non-empty series", "no values")
     bad = ~np.isfinite(arr)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         raise DataError(
-            f"{where}: {int(bad.sum())} missing or non-finite value(s), the first at position {first}; "
-            "choose a missing= policy (e.g. missing='interpolate') to forecast a series with gaps"
+            None, None,
+            f"{where}: finite values (choose a missing= policy, e.g. missing='interpolate', to forecast a series with gaps)",
+            f"{int(bad.sum())} missing or non-finite value(s), the first at position {first}",
         )
     return arr
