@@ -39,7 +39,7 @@ from seqlab.errors import ConfigError
 
 __all__ = [
     "FeatureConfig", "LogMel", "mel_filterbank", "hz_to_mel", "mel_to_hz", "log_mel", "frame_lengths",
-    "normalize", "spec_augment_masks", "apply_masks", "resample", "speed_perturb",
+    "normalize", "subsampled_lengths", "lengths_mask", "spec_augment_masks", "apply_masks", "resample", "speed_perturb",
 ]
 
 MelScale = Literal["htk", "slaney"]
@@ -157,6 +157,18 @@ def log_mel(
     mel = torch.matmul(filterbank, power).transpose(1, 2)  # (B, T, M)
     out = mel.clamp_min(floor).log()
     return out[0] if squeeze else out
+
+
+def subsampled_lengths(n: Tensor, factor: int) -> Tensor:
+    """(B,) frame counts -> (B,) after ``factor`` (1, 2 or 4) subsampling: ``ceil(n / 2)`` per halving."""
+    for _ in range(int(math.log2(factor))):
+        n = torch.div(n + 1, 2, rounding_mode="floor")
+    return n
+
+
+def lengths_mask(lengths: Tensor, t: int) -> Tensor:
+    """(B,) lengths -> (B, t) bool, True on the first ``lengths[b]`` positions."""
+    return torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
 
 
 class LogMel(nn.Module):

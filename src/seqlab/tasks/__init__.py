@@ -15,6 +15,7 @@ from seqlab.tasks.lm import LMConfig, LMTask
 from seqlab.tasks.mlm import MLMConfig, MLMTask
 from seqlab.tasks.regression import RegressionConfig, RegressionTask
 from seqlab.tasks.text import TextTask
+from seqlab.tasks.transcription import TranscriptionConfig, TranscriptionTask
 
 __all__ = [
     "TASKS",
@@ -37,6 +38,7 @@ TASKS: dict[str, tuple[type[Task], type]] = {
     "lm": (LMTask, LMConfig),
     "mlm": (MLMTask, MLMConfig),
     "regression": (RegressionTask, RegressionConfig),
+    "transcription": (TranscriptionTask, TranscriptionConfig),
 }
 
 
