@@ -242,7 +242,10 @@ def run_cost_scaling(size: Size, out_dir: Path, seed: int) -> Verdict:
     slope <= 1.3** (textbook: 2 and 1; at short lengths attention's linear layers dominate)."""
     from seqlab.experiments.cost import loglog_slope
 
-    lengths, dim, layers, repeats = {"tiny": ((32, 64), 16, 1, 1), "quick": ((512, 1024, 2048, 4096), 32, 1, 2),
+    # quick reaches L = 8192 and fits over 2048..8192: up to 4096 (its old top) attention's
+    # linear layers and kernel overheads still hid the quadratic term (slope 1.19 where the
+    # full run measured 1.79); with D = 32 the L^2 D term dominates from a few thousand steps
+    lengths, dim, layers, repeats = {"tiny": ((32, 64), 16, 1, 1), "quick": ((512, 1024, 2048, 4096, 8192), 32, 1, 2),
                                      "full": ((1024, 2048, 4096, 8192, 16384), 64, 2, 3)}[size]
     nums: dict[str, float] = {}
     t_curves = {}
