@@ -24,7 +24,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 # the decision rules, written again from the docstrings (not imported from the code under test)
 RULES: dict[str, Any] = {
     "word_order": lambda n: n["lstm_acc"] - n["bow_acc"] >= 0.2,
-    "vanishing_gradients": lambda n: min(n["lstm_acc"], n["gru_acc"]) - n["elman_acc"] >= 0.2,
+    "vanishing_gradients": lambda n: (min(1 - 6 * n["lstm_mse"], 1 - 6 * n["gru_mse"]) - (1 - 6 * n["elman_mse"])
+                                      >= 0.5 - 1e-12),
     "exploding_gradients": lambda n: n["no_clip_diverged"] == 1 and n["clip_diverged"] == 0,
     "bidirectional_labeling": lambda n: n["bidirectional_acc"] - n["causal_acc"] >= 0.2,
     "attention_bottleneck": lambda n: (n["bahdanau_long"] - n["none_long"] >= 0.15
