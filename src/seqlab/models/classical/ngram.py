@@ -3,7 +3,8 @@
 
 The pieces live in their own modules and are re-exported here: the backoff tables, the token
 stream and the lookups in :mod:`.ngram_tables`; counting and smoothing (maximum likelihood,
-add-k, interpolated modified Kneser-Ney, as KenLM's ``lmplz``) in :mod:`.ngram_estimate`; the
+add-k, interpolated modified Kneser-Ney as KenLM's ``lmplz``, Good-Turing / Katz back-off) in
+:mod:`.ngram_estimate`; the
 decoding stepper in :mod:`.ngram_stepper`.
 
 Shapes: S stream length (all sentences with their ``<s>`` and ``</s>``), V vocabulary size (ids
@@ -30,6 +31,9 @@ from seqlab.models.classical.ngram_estimate import (
     additive_tables,
     count_ngrams,
     counts_of_counts,
+    good_turing_discounts,
+    katz_discounts,
+    katz_tables,
     kn_discounts,
     kneser_ney_tables,
 )
@@ -83,18 +87,21 @@ class NGramLM:
 
     def __init__(
         self, order: int = 3, smoothing: Smoothing = "kneser_ney", k: float = 1.0,
-        discount_fallback: tuple[float, float, float] | None = None,
+        discount_fallback: tuple[float, float, float] | None = None, katz_cutoff: int = 5,
     ) -> None:
         if order < 1:
             raise ConfigError(f"order must be >= 1, found {order}")
-        if smoothing not in ("kneser_ney", "add_k", "ml"):
-            raise ConfigError(f"smoothing must be one of kneser_ney, add_k, ml; found {smoothing!r}")
+        if smoothing not in ("kneser_ney", "add_k", "ml", "good_turing", "katz"):
+            raise ConfigError(f"smoothing must be one of kneser_ney, add_k, ml, good_turing, katz; found {smoothing!r}")
+        if katz_cutoff < 0:
+            raise ConfigError(f"katz_cutoff must be >= 0, found {katz_cutoff}")
         if k < 0:
             raise ConfigError(f"k must be >= 0, found {k}")
         self.order = order
         self.smoothing = smoothing
         self.k = k
         self.discount_fallback = discount_fallback
+        self.katz_cutoff = katz_cutoff
 
     # --- estimation -----------------------------------------------------------------------
     def fit_counts(self, sentences: Sequence[Sequence[str]]) -> NGramLM:
@@ -122,6 +129,11 @@ class NGramLM:
             stats = counts_of_counts(counts)
             self.discounts_ = [kn_discounts(s, n + 1, self.discount_fallback) for n, s in enumerate(stats)]
             self.tables_ = kneser_ney_tables(counts, self.discounts_)
+        elif self.smoothing in ("good_turing", "katz"):  # per order: d_r by count r
+            fb = self.discount_fallback
+            self.discounts_ = [good_turing_discounts(raw, n, fb) if self.smoothing == "good_turing"
+                               else katz_discounts(raw, n, self.katz_cutoff, fb) for n, raw in enumerate(counts.raw, 1)]
+            self.tables_ = katz_tables(counts, self.discounts_)
         else:
             self.discounts_ = []
             self.tables_ = additive_tables(counts, 0.0 if self.smoothing == "ml" else self.k)
@@ -189,9 +201,12 @@ class NGramConfig:
     """Settings of the n-gram family.
 
     ``order``: n (any n >= 1). ``smoothing``: ``kneser_ney`` (interpolated modified KN, as
-    lmplz), ``add_k`` (add ``k``) or ``ml`` (maximum likelihood: the order-1 Markov chain).
-    ``discount_fallback``: KN discounts (D1, D2, D3+) for an order whose counts of counts give
-    none (tiny or artificial data), as lmplz's ``--discount_fallback``; ``None`` raises instead.
+    lmplz), ``add_k`` (add ``k``), ``ml`` (maximum likelihood: the order-1 Markov chain),
+    ``good_turing`` (Katz back-off with simple Good-Turing discounts for every count) or ``katz``
+    (Katz back-off with Katz's discounts for counts up to ``katz_cutoff``, larger counts kept).
+    ``discount_fallback``: absolute discounts (D1, D2, D3+) for an order whose counts of counts
+    give none (tiny or artificial data), as lmplz's ``--discount_fallback`` (Good-Turing and Katz
+    too); ``None`` raises instead.
     """
 
     order: int = 3
@@ -199,12 +214,15 @@ class NGramConfig:
     k: float = 1.0
     discount_fallback: tuple[float, ...] | None = (0.5, 1.0, 1.5)
     seed: int = 0
+    katz_cutoff: int = 5
 
     def __post_init__(self) -> None:
         if self.order < 1:
             raise ConfigError(f"order must be >= 1, found {self.order}")
         if self.k < 0:
             raise ConfigError(f"k must be >= 0, found {self.k}")
+        if self.katz_cutoff < 0:
+            raise ConfigError(f"katz_cutoff must be >= 0, found {self.katz_cutoff}")
         fb = self.discount_fallback
         if fb is not None and (len(fb) != 3 or not all(0 <= d <= j for j, d in enumerate(fb, start=1))):
             raise ConfigError(f"discount_fallback must be three discounts D1 <= 1, D2 <= 2, D3+ <= 3; found {fb}")
@@ -242,7 +260,7 @@ class NGramModel(ClassicalModel):
     def _fit(self, train: Sequence[Example], valid: Sequence[Example] | None) -> None:
         c = self.config
         fb = None if c.discount_fallback is None else (c.discount_fallback[0], c.discount_fallback[1], c.discount_fallback[2])
-        lm = NGramLM(c.order, c.smoothing, c.k, fb)
+        lm = NGramLM(c.order, c.smoothing, c.k, fb, c.katz_cutoff)
         tokens, offset, _ = self._stream(train)
         lm._fit_stream(tokens, offset, self._vocab())
         self.tables_ = lm.tables_

@@ -1,6 +1,6 @@
 """N-gram estimation: counting the n-grams of a token stream and smoothing the counts into
-:class:`~seqlab.models.classical.ngram_tables.NGramTables` (maximum likelihood, add-k and
-interpolated modified Kneser-Ney).
+:class:`~seqlab.models.classical.ngram_tables.NGramTables` (maximum likelihood, add-k,
+interpolated modified Kneser-Ney, and Katz back-off with Good-Turing discounts).
 
 The estimator follows KenLM's ``lmplz`` to the letter, so the two give the same probabilities
 on the same corpus (``bench/ngram_kenlm_parity.py``): every sentence is ``<s> w1 .. wk </s>``;
@@ -11,6 +11,12 @@ distribution over the vocabulary (``<unk>`` and ``</s>`` included, ``<s>`` exclu
 also all the mass ``<unk>`` gets. Heafield et al. 2013, "Scalable modified Kneser-Ney language
 model estimation".
 
+Good-Turing and Katz (Katz 1987, "Estimation of probabilities from sparse data for the language
+model component of a speech recognizer") back off over raw counts at every order; their
+discount coefficients come per order from the counts of counts: simple Good-Turing (Gale &
+Sampson 1995) for every count (``good_turing``), or Katz's renormalised Turing estimates for
+counts up to a cutoff k, counts above it kept (``katz``, SRILM's default ``-gt`` discounting).
+
 Counting (a bincount over small key spaces, else a sort) is vectorized over the whole token
 stream: there is no per-token Python loop.
 
@@ -19,6 +25,7 @@ Shapes: S stream length, G_n n-grams of order n, V vocabulary size.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,9 +37,10 @@ from seqlab.models.classical.ngram_tables import BOS, DENSE_LIMIT, EOS, F64, I64
 
 __all__ = [
     "Smoothing", "count_ngrams", "counts_of_counts", "kn_discounts", "kneser_ney_tables", "additive_tables",
+    "simple_good_turing", "good_turing_discounts", "katz_discounts", "katz_tables",
 ]
 
-Smoothing = Literal["kneser_ney", "add_k", "ml"]
+Smoothing = Literal["kneser_ney", "add_k", "ml", "good_turing", "katz"]
 
 
 def _check_key_range(n_prefix: int, vocab_size: int, order: int) -> None:
@@ -226,4 +234,143 @@ def additive_tables(c: _Counts, k: float) -> NGramTables:
             with np.errstate(divide="ignore"):
                 bo = np.log10(k * nv) - np.log10(hist + k * nv) if k > 0 else np.full(n_ctx, -np.inf)
             backoff[n - 2] = np.where(is_full_ctx & (hist > 0), bo, 0.0)
+    return NGramTables(V, list(c.keys), logp, backoff)
+
+
+# --- Good-Turing and Katz back-off --------------------------------------------------------------
+def simple_good_turing(r: I64, n_r: I64) -> tuple[F64, float]:
+    """Simple Good-Turing (Gale & Sampson 1995, "Good-Turing frequency estimation without tears").
+
+    ``r`` (R,) the distinct counts in ascending order, ``n_r`` (R,) how many items have each.
+    Returns ``(p, p0)``: (R,) the probability of one item seen r times and the total probability
+    of all unseen items, ``N_1 / N``. The steps: average each n_r over the gap to its neighbours,
+    ``Z_r = 2 n_r / (t - q)`` (q the previous count, 0 first; t the next, ``2r - q`` last); fit
+    ``log Z_r = a + b log r`` by least squares (S(r) = exp(a + b log r)); use the Turing estimate
+    ``r* = (r+1) n_{r+1} / n_r`` while it differs from the smoothed ``(r+1) S(r+1) / S(r)`` by
+    more than 1.96 standard deviations (and r+1 is observed), the smoothed one from there on;
+    renormalise so the seen items share ``1 - p0``.
+    """
+    r = np.asarray(r, dtype=np.float64)
+    n = np.asarray(n_r, dtype=np.float64)
+    if len(r) == 0:
+        return np.zeros(0), 1.0
+    total = float((r * n).sum())
+    p0 = float(n[0]) / total if r[0] == 1 else 0.0
+    prev = np.concatenate([[0.0], r[:-1]])
+    nxt = np.concatenate([r[1:], [2 * r[-1] - prev[-1]]])
+    z = 2.0 * n / (nxt - prev)
+    x, y = np.log(r), np.log(z)
+    var = float(((x - x.mean()) ** 2).sum())
+    slope = float(((x - x.mean()) * (y - y.mean())).sum()) / var if var != 0 else 0.0
+    intercept = float(y.mean()) - slope * float(x.mean())
+
+    def smoothed(v: np.ndarray) -> F64:
+        return np.exp(intercept + slope * np.log(v))
+
+    switch_at = r[-1]
+    for i in range(len(r)):  # the first count at which the smoothed estimate takes over
+        if i + 1 == len(r) or r[i + 1] != r[i] + 1:
+            switch_at = r[i]
+            break
+        turing = (r[i] + 1) * n[i + 1] / n[i]
+        lgt = (r[i] + 1) * smoothed(r[i : i + 1] + 1)[0] / smoothed(r[i : i + 1])[0]
+        sd = math.sqrt((r[i] + 1) ** 2 * (n[i + 1] / n[i] ** 2) * (1 + n[i + 1] / n[i]))
+        if abs(turing - lgt) <= 1.96 * sd:
+            switch_at = r[i]
+            break
+    n_next = np.append(n[1:], 0.0) * (np.append(r[1:], -1.0) == r + 1)  # n_{r+1}, 0 if unobserved
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r_star = np.where(r < switch_at, (r + 1) * n_next / n, (r + 1) * smoothed(r + 1) / smoothed(r))
+    raw_p = r_star / total
+    covered = float((n * raw_p).sum())
+    p = raw_p * (1.0 - p0) / covered if covered > 0 else raw_p
+    return p, p0
+
+
+def _check_discounts(d: F64, order: int, what: str, fallback: tuple[float, float, float] | None, cap: bool = True) -> F64:
+    """``d`` (R_max + 1,) discount coefficients by count, capped at 1 when ``cap`` (within a
+    context a count is never raised, or the context's seen words could take more than all the
+    mass; noisy counts of counts can put an estimate above r); absolute discounts from
+    ``fallback`` when some coefficient is not positive (tiny or artificial data), else an error."""
+    bad = np.flatnonzero(~(d[1:] > 0)) + 1
+    if len(bad) == 0:
+        return np.minimum(d, 1.0) if cap else d
+    if fallback is None:
+        raise DataError(None, None, f"counts of counts that give positive {what} discounts at every order "
+                        "(or set discount_fallback)", f"order {order}: the discount for count {int(bad[0])} is "
+                        f"{d[bad[0]]:.4g}")
+    r = np.arange(len(d), dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(r > 0, (r - np.array([0.0, *fallback])[np.minimum(r, 3).astype(np.int64)]) / r, 1.0)
+    return out
+
+
+def good_turing_discounts(raw: I64, order: int, fallback: tuple[float, float, float] | None) -> F64:
+    """(R_max + 1,) d_r = r~ / r, r~ the simple Good-Turing count (:func:`simple_good_turing`,
+    renormalised: ``r~ = N p_r``) of an n-gram seen r times, over one order's raw counts. At
+    order 1 they are used as they are, so the unigrams are exactly the simple Good-Turing
+    distribution (the seen words share ``1 - N_1/N``); at higher orders, where they apply per
+    context, they are capped at 1."""
+    counts = raw[raw > 0]
+    r, n_r = np.unique(counts, return_counts=True)
+    p, _ = simple_good_turing(r, n_r)
+    d = np.ones(int(counts.max()) + 1 if len(counts) else 1)
+    d[r] = p * float(counts.sum()) / r
+    return _check_discounts(d, order, "Good-Turing", fallback, cap=order > 1)
+
+
+def katz_discounts(raw: I64, order: int, cutoff: int, fallback: tuple[float, float, float] | None) -> F64:
+    """(R_max + 1,) Katz's (1987) discount coefficients over one order's raw counts: for r <= k
+    (``cutoff``) ``d_r = (r*/r - mu) / (1 - mu)`` with the Turing estimate ``r* = (r+1) n_{r+1} / n_r``
+    and ``mu = (k+1) n_{k+1} / n_1``, so the discounted mass is ``n_1 / N`` as in Good-Turing;
+    counts above k are kept (d = 1)."""
+    counts = raw[raw > 0]
+    top = int(counts.max()) if len(counts) else 0
+    n = np.bincount(counts, minlength=max(top, cutoff + 1) + 2).astype(np.float64)
+    d = np.ones(top + 1)
+    if cutoff > 0 and n[1] > 0:
+        mu = (cutoff + 1) * n[cutoff + 1] / n[1]
+        rr = np.arange(1, min(cutoff, top) + 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d[rr] = ((rr + 1) * n[rr + 1] / (n[rr] * rr) - mu) / (1 - mu)
+        d[rr] = np.where(n[rr] > 0, d[rr], 0.5)  # a count nobody has: any value (never used)
+    return _check_discounts(d, order, "Katz", fallback)
+
+
+def katz_tables(c: _Counts, discounts: list[F64]) -> NGramTables:
+    """Katz back-off (Katz 1987) over raw counts with per-order discount coefficients ``d_r``:
+    ``p(w | h) = d_c c(hw) / c(h)`` for a seen n-gram, else ``alpha(h) p(w | h')`` with
+    ``alpha(h) = (1 - sum_seen p(w | h)) / (1 - sum_seen p(w | h'))``, so every context sums to 1.
+    Unigrams: ``d_r r / N``; the freed mass is shared evenly by the words never seen (``<unk>``
+    among them), or given back to the seen words when there are none. A context whose seen words
+    take all the lower-order mass renormalises its seen words and backs off with weight 0."""
+    V = len(c.keys[0])
+    order = len(c.keys)
+    raw1 = c.raw[0].astype(np.float64)
+    p1 = discounts[0][c.raw[0]] * raw1 / max(raw1.sum(), 1.0)
+    unseen = (c.raw[0] == 0) & (np.arange(V) != BOS)
+    left = max(0.0, 1.0 - float(p1.sum()))
+    if unseen.any():
+        p1[unseen] = left / int(unseen.sum())
+    elif p1.sum() > 0:
+        p1 /= p1.sum()
+    p1[BOS] = 1.0
+    logp: list[F64] = [_log10(p1)]
+    backoff: list[F64] = [np.zeros(len(k)) for k in c.keys]
+    for n in range(2, order + 1):
+        cnt = c.raw[n - 1].astype(np.float64)
+        ctx = c.keys[n - 1] // V
+        n_ctx = len(c.keys[n - 2])
+        hist = _per_context(cnt, ctx, n_ctx)  # (G_{n-1},) c(h)
+        p = discounts[n - 1][c.raw[n - 1]] * cnt / hist[ctx]  # (G_n,)
+        lower = np.power(10.0, logp[n - 2][c.suffix[n - 1]])  # (G_n,) p(w | h')
+        seen = _per_context(p, ctx, n_ctx)
+        seen_lower = _per_context(lower, ctx, n_ctx)
+        free, room = 1.0 - seen, 1.0 - seen_lower
+        full = (room <= 1e-12) & (hist > 0)  # no lower-order mass left for unseen words
+        p = np.where(full[ctx], p / np.where(seen > 0, seen, 1.0)[ctx], p)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            alpha = np.where(hist > 0, np.where(full, 0.0, np.maximum(free, 0.0) / np.where(full, 1.0, room)), 1.0)
+        logp.append(_log10(p))
+        backoff[n - 2] = _log10(alpha)
     return NGramTables(V, list(c.keys), logp, backoff)
