@@ -9,6 +9,7 @@ from seqlab.config import check_keys, from_dict
 from seqlab.errors import ConfigError
 from seqlab.tasks.base import Batch, Encoded, EvalAccumulator, Example, Item, Task, TaskSpec
 from seqlab.tasks.classification import ClassificationConfig, ClassificationTask
+from seqlab.tasks.forecasting import ForecastingConfig, ForecastingTask
 from seqlab.tasks.generation import GenerationConfig, GenerationTask
 from seqlab.tasks.labeling import LabelingConfig, LabelingTask
 from seqlab.tasks.lm import LMConfig, LMTask
@@ -33,6 +34,7 @@ __all__ = [
 
 TASKS: dict[str, tuple[type[Task], type]] = {
     "classification": (ClassificationTask, ClassificationConfig),
+    "forecasting": (ForecastingTask, ForecastingConfig),
     "generation": (GenerationTask, GenerationConfig),
     "labeling": (LabelingTask, LabelingConfig),
     "lm": (LMTask, LMConfig),
