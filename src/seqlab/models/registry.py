@@ -120,6 +120,22 @@ FAMILIES: dict[str, Family] = {
     "conformer": Family("conformer", "Conformer: macaron FFN, MHSA (RoPE/relative), conv module (Gulati et al. 2020)",
                         "seqlab.models.conformer", "ConformerConfig", "ConformerEncoder", "bidirectional, or causal (lm)"),
 }
+# Local forecasting methods (issue 16): one line each; the family fits the named method per series.
+_FC = ("seqlab.models.classical.forecast", "ForecastConfig", "", "causal (one fit per series)")
+FAMILIES.update({name: Family(name, desc, *_FC, defaults={"method": spec}, estimator="ForecastModel") for name, desc, spec in [
+    ("naive", "naive forecast: the last value", "seqlab.forecast.simple:Naive"),
+    ("snaive", "seasonal naive: the value one season earlier", "seqlab.forecast.simple:SeasonalNaive"),
+    ("drift", "random walk with drift", "seqlab.forecast.simple:Drift"),
+    ("naive2", "Naive2: naive on the seasonally adjusted series (M3/M4 benchmark)", "seqlab.forecast.simple:Naive2"),
+    ("theta", "Theta method, the M3 winner (Assimakopoulos & Nikolopoulos 2000)", "seqlab.forecast.theta:Theta"),
+    ("otm", "optimised Theta (Fiorucci et al. 2016)", "seqlab.forecast.theta:OptimizedTheta"),
+    ("dstm", "dynamic standard Theta (Fiorucci et al. 2016)", "seqlab.forecast.theta:DynamicTheta"),
+    ("dotm", "dynamic optimised Theta (Fiorucci et al. 2016)", "seqlab.forecast.theta:DynamicOptimizedTheta"),
+    ("croston", "Croston's method for intermittent demand (1972)", "seqlab.forecast.simple:Croston"),
+    ("sba", "Syntetos-Boylan approximation (2005)", "seqlab.forecast.simple:SBA"),
+    ("tsb", "Teunter-Syntetos-Babai (2011)", "seqlab.forecast.simple:TSB"),
+    ("ensemble", "median (or mean) of local forecasting methods", "seqlab.forecast.simple:Ensemble"),
+]})
 ALIASES: dict[str, str] = {"rnn": "elman"}
 def get_family(name: str) -> Family:
     key = ALIASES.get(name, name)
