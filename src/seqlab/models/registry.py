@@ -92,7 +92,7 @@ FAMILIES: dict[str, Family] = {
                   "causal, or bidirectional", defaults={"cell": "gru"}, renamed=_WIDTH),
     "elman": Family("elman", "Elman RNN (Elman 1990)", "seqlab.models.rnn", "RNNConfig", "RNNEncoder",
                     "causal, or bidirectional", defaults={"cell": "elman"}, renamed=_WIDTH),
-    "ngram": Family("ngram", "n-gram LM: ML, add-k, modified Kneser-Ney (Chen & Goodman 1998)",
+    "ngram": Family("ngram", "n-gram LM: ML, add-k, modified Kneser-Ney (Chen & Goodman 1998), Good-Turing / Katz; one LM per class for classification",
                     "seqlab.models.classical.ngram", "NGramConfig", "", "causal (order - 1 tokens)",
                     estimator="NGramModel"),
     "hmm": Family("hmm", "hidden Markov model: counting + TnT suffixes, or Baum-Welch",

@@ -60,7 +60,8 @@ from seqlab.models.classical.ngram_tables import (
     sentence_stream,
     stream_indices,
 )
-from seqlab.tasks import Example
+from seqlab.tasks import Example, Task
+from seqlab.tasks.classification import ClassificationTask
 from seqlab.tasks.lm import LMTask
 from seqlab.tasks.text import as_tokens
 
@@ -230,10 +231,20 @@ class NGramConfig:
 
 class NGramModel(ClassicalModel):
     """An n-gram language model serving the ``lm`` task: every example is one sentence
-    (``<s>`` + its tokens + the task's ``<eos>`` as ``</s>``), over the task's vocabulary."""
+    (``<s>`` + its tokens + the task's ``<eos>`` as ``</s>``), over the task's vocabulary. Built
+    for the ``classification`` task it is an :class:`NGramClassifier` instead."""
 
     config: NGramConfig
-    serves = (LMTask,)
+    serves = (LMTask, ClassificationTask)
+
+    def __new__(cls, family: str, task: Task, config: NGramConfig) -> Any:
+        """For the classification task the family is one LM per class and Bayes' rule
+        (:class:`~seqlab.models.classical.ngram_classifier.NGramClassifier`)."""
+        if cls is NGramModel and isinstance(task, ClassificationTask):
+            from seqlab.models.classical.ngram_classifier import NGramClassifier
+
+            return NGramClassifier(family, task, config)
+        return super().__new__(cls)
 
     # --- vocabulary: task ids (pad unk bos eos mask words...) <-> model ids (unk <s> </s> words...)
     def _vocab(self) -> list[str]:
