@@ -170,13 +170,13 @@ def cmd_predict(args: argparse.Namespace, extra: list[str]) -> int:
 def _inputs(args: argparse.Namespace, model: Any = None) -> list[Any]:
     """The raw inputs from ``--text`` and ``--file`` lines, each read by the model's task
     (``Task.parse_input``: text as it is; numbers or a JSON record for a regression model)."""
-    lines: list[str] = list(args.text or [])
+    lines: list[str] = [*(getattr(args, "inputs", None) or []), *(args.text or [])]
     if args.file:
         from seqlab.data.readers import read_lines
 
         lines += [ln.rstrip("\n") for ln in read_lines(args.file) if ln.strip()]
     if not lines:
-        raise SeqlabError("no inputs: pass --text TEXT (repeatable) or --file FILE")
+        raise SeqlabError("no inputs: pass --text TEXT (repeatable), --file FILE or (transcription) AUDIO_FILE")
     return [model.task.parse_input(x) for x in lines] if model is not None else lines
 
 
@@ -365,6 +365,7 @@ def _parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=cmd_evaluate)
     r = sub.add_parser("predict", help="predict with a saved run")
     r.add_argument("run")
+    r.add_argument("inputs", nargs="*", metavar="INPUT", help="inputs as arguments (transcription: audio files)")
     r.add_argument("--text", action="append", help="an input (repeatable); tokens split on spaces for labeling")
     r.add_argument("--file", help="a file with one input per line")
     r.add_argument("--generate", type=int, default=0, help="LM: generate this many new tokens instead")

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import random
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -166,6 +166,24 @@ class TranscriptionTask(Task):
         return sorted({u for i, ex in enumerate(examples) for u in self._units(self._text(ex, i)) if u not in self.stoi})
 
     # --- reading inputs --------------------------------------------------------------------
+    @staticmethod
+    def read_file(path: Path, options: Mapping[str, Any] | None) -> list[Example] | None:
+        """The task's own files (used by :func:`seqlab.data.datasets.load_files`): a ``.jsonl``
+        manifest (:func:`seqlab.audio.readers.read_manifest`), or a folder of audio with
+        ``transcripts.tsv`` / a ``.tsv`` transcript list (:func:`~seqlab.audio.readers.read_audio_dir`).
+        ``options`` None asks only whether the path is one of those (None if not)."""
+        from seqlab.audio.readers import read_audio_dir, read_manifest
+
+        kind = "jsonl" if path.suffix.lower() == ".jsonl" else "tsv" if path.suffix.lower() == ".tsv" \
+            else "dir" if path.is_dir() else ""
+        if options is None:
+            return [] if kind else None
+        if options:
+            raise ConfigError(f"transcription files take no reader options; found {sorted(options)}")
+        if kind == "jsonl":
+            return read_manifest(path)
+        return read_audio_dir(path.parent, path.name) if kind == "tsv" else read_audio_dir(path)
+
     def _kind(self, ex: Any, index: int) -> str:
         if isinstance(ex, dict):
             for key in INPUT_KEYS:
