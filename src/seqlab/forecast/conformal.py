@@ -67,13 +67,13 @@ class Conformal:
     windows: int = 5
 
     @property
-    def name(self) -> str:  # type: ignore[override]
+    def name(self) -> str:
         return f"conformal({self.method.name})"
 
     has_intervals = True
 
     @property
-    def uses_covariates(self) -> bool:  # type: ignore[override]
+    def uses_covariates(self) -> bool:
         return False
 
     def __post_init__(self) -> None:

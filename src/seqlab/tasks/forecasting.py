@@ -114,7 +114,9 @@ def interpolate(y: np.ndarray) -> np.ndarray:
 def competition_split(examples: Sequence[Example], h: int) -> tuple[list[Example], list[Example], list[Example]]:
     """(train, valid, test): each series whole in test, without its last h values in valid,
     without its last 2h in train; a series too short for that (under 2h + 2 values) is refused."""
-    train, valid, test = [], [], []
+    train: list[Example] = []
+    valid: list[Example] = []
+    test: list[Example] = []
     for i, ex in enumerate(examples):
         n = len(ex["y"])
         if n < 2 * h + 2:
@@ -191,7 +193,8 @@ class ForecastingTask(Task):
         if m < 1:
             raise DataError(None, None, f"series {sid!r}: a season length m >= 1", str(ex.get("m")))
         static = {str(k): float(v) for k, v in (ex.get("static") or {}).items()}
-        past, future = {}, {}
+        past: dict[str, np.ndarray] = {}
+        future: dict[str, np.ndarray] = {}
         for role, out, want in (("past", past, len(y)), ("future", future, len(y) + extra)):
             for k, v in (ex.get(role) or {}).items():
                 arr = np.asarray(v, dtype=np.float64)[dropped:]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -85,7 +85,9 @@ class ForecastModel(ClassicalModel):
         if config.intervals == "model" and not base.has_intervals:
             raise ConfigError(f"{family} has no model-based intervals; use intervals='conformal' or 'auto'")
         conformal = config.intervals == "conformal" or (config.intervals == "auto" and not base.has_intervals)
-        self.method: LocalMethod = Conformal(base, task.h, config.conformal_windows) if conformal else base
+        # Conformal has LocalMethod's members (its name is built from the wrapped method's, so an
+        # instance property rather than the protocol's ClassVar): cast, not converted
+        self.method: LocalMethod = cast(LocalMethod, Conformal(base, task.h, config.conformal_windows)) if conformal else base
         self.levels = () if config.intervals == "none" else tuple(task.config.levels)
         self.ids_: list[str] = []
         self.histories_: list[np.ndarray] = []
