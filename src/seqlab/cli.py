@@ -1,4 +1,4 @@
-"""Command line: ``seqlab train | evaluate | predict | generate | datasets | models | tasks | probe |
+"""Command line: ``seqlab train | evaluate | predict | align | generate | datasets | models | tasks | probe |
 experiment | serve | demo``.
 
 Configuration mirrors the API. A TOML file (``--config run.toml``) has the sections
@@ -75,6 +75,8 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     head = model_cfg.pop("head", args.head)
     reader = dict(cfg.get("reader", {}))
     ds = _dataset(args, args.task, reader)
+    if args.no_recipe:
+        model_cfg["recipe"] = False
     model = build(name, ds, task_options=cfg.get("task"), train=cfg.get("train"), head=head, **model_cfg)
     out = Path(args.out or f"runs/{ds.name}-{name}")
     info = distributed.init_from_env()  # torchrun sets the environment; a plain run is world 1
@@ -164,6 +166,17 @@ def cmd_predict(args: argparse.Namespace, extra: list[str]) -> int:
         outs = model.predict(inputs)
     for x, y in zip(inputs, outs):
         print(json.dumps({"input": x, "prediction": y}, ensure_ascii=False))
+    return 0
+
+
+def cmd_align(args: argparse.Namespace, extra: list[str]) -> int:
+    """Word times of a transcript in an audio file under a transcription model (CTC forced alignment)."""
+    from seqlab.audio.align import align
+    from seqlab.models.registry import load
+
+    words = align(load(args.run), args.audio, args.text)
+    _print_json({"audio": args.audio, "text": args.text,
+                 "words": [{"word": w.word, "start": w.start, "end": w.end, "score": w.score} for w in words]})
     return 0
 
 
@@ -346,6 +359,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--task", help=f"task of a data file ({', '.join(TASKS)})")
     t.add_argument("--config", help="TOML file with [model], [train] and [task] sections")
     t.add_argument("--out", help="run directory (default runs/DATASET-MODEL)")
+    t.add_argument("--no-recipe", action="store_true",
+                   help="neural families: keep the plain defaults instead of the data-dependent recipe "
+                        "(dropout, context, character CNN, learning rate, epochs and patience from the data's size)")
     t.add_argument("--fresh", action="store_true",
                    help="start the run directory over instead of resuming it (a resume must have the same data and "
                         "settings; a larger --train.epochs continues it)")
@@ -377,6 +393,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--stop-at-eos", action="store_true", help="end a continuation at <eos>")
     r.add_argument("--seed", type=int, default=0)
     r.set_defaults(fn=cmd_predict)
+    a = sub.add_parser("align", help="transcription: word times of a transcript in an audio file (CTC forced alignment)")
+    a.add_argument("run", help="a saved transcription run or model directory")
+    a.add_argument("audio", help="an audio file (WAV, FLAC, ...)")
+    a.add_argument("--text", required=True, help="the transcript to align")
+    a.set_defaults(fn=cmd_align)
+
     g = sub.add_parser("generate", help="decode from a saved LM or encoder-decoder",
                        description="Continue prompts (lm) or transduce sources (generation) with a saved run.")
     g.add_argument("run")

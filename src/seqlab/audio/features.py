@@ -154,7 +154,7 @@ def log_mel(
     spec = torch.stft(x, n_fft, hop_length=hop, win_length=window.shape[0], window=window, center=True,
                       pad_mode="constant", return_complex=True)  # (B, K, T)
     power = spec.real.square() + spec.imag.square()  # (B, K, T)
-    mel = torch.matmul(filterbank, power).transpose(1, 2)  # (B, T, M)
+    mel = torch.matmul(power.transpose(1, 2), filterbank.T)  # (B, T, M)
     out = mel.clamp_min(floor).log()
     return out[0] if squeeze else out
 
