@@ -10,6 +10,7 @@ naming the key and the valid ones.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from seqlab.config import check_keys, load_toml, merge, parse_overrides
+from seqlab.config import check_keys, load_toml, merge, parse_overrides, to_dict
 from seqlab.errors import SeqlabError
 from seqlab.formatting import format_table
 
@@ -37,7 +38,8 @@ def _settings(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
     return cfg
 
 
-def _dataset(args: argparse.Namespace, task: str | None = None, reader: dict[str, Any] | None = None) -> Any:
+def _dataset(args: argparse.Namespace, task: str | None = None, reader: dict[str, Any] | None = None,
+             task_options: dict[str, Any] | None = None) -> Any:
     """A bundled dataset (posing ``task`` if given), or the user's files: ``args.dataset`` for
     training and, when given, ``args.valid`` / ``args.test`` used as they are; ``reader``: the
     reader's options (``--reader.mode line``, ``--reader.encoding latin-1``, ...) and
@@ -53,7 +55,8 @@ def _dataset(args: argparse.Namespace, task: str | None = None, reader: dict[str
         for given in (valid, test):
             if given and not Path(given).exists():
                 raise SeqlabError(f"{given}: no such data file")
-        return datasets.load_files(task, args.dataset, valid, test, fmt, seed=args.seed, reader_options=reader)
+        return datasets.load_files(task, args.dataset, valid, test, fmt, seed=args.seed, reader_options=reader,
+                                   task_options=task_options)  # a task that carves its own splits reads them
     if valid or test or fmt or reader:
         raise SeqlabError("--valid, --test, --format and --reader.KEY are for data files; a bundled dataset has its "
                           "own splits and reader")
@@ -74,7 +77,7 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
         raise SeqlabError("which model? pass --model NAME (see `seqlab models`)")
     head = model_cfg.pop("head", args.head)
     reader = dict(cfg.get("reader", {}))
-    ds = _dataset(args, args.task, reader)
+    ds = _dataset(args, args.task, reader, cfg.get("task"))
     if args.no_recipe:
         model_cfg["recipe"] = False
     model = build(name, ds, task_options=cfg.get("task"), train=cfg.get("train"), head=head, **model_cfg)
@@ -143,7 +146,9 @@ def cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
             args.dataset, args.seed = run["dataset"], run.get("seed", 0)
             args.valid, args.test, args.format = run.get("valid"), run.get("test"), run.get("format")
             reader = run.get("reader") or None
-        examples = getattr(_dataset(args, model.task.name, reader), args.split)
+        task_config = getattr(model.task, "config", None)
+        task_options = to_dict(task_config) if dataclasses.is_dataclass(task_config) else None
+        examples = getattr(_dataset(args, model.task.name, reader, task_options), args.split)
         scored = f"the {args.split} split of {args.dataset} (seed {args.seed})"
     if not examples:
         raise SeqlabError(f"{scored} holds no examples")
@@ -304,6 +309,46 @@ def cmd_experiment(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def cmd_backtest(args: argparse.Namespace, extra: list[str]) -> int:
+    """Rolling-origin evaluation (forecasting): a saved run on its own data, or --model fitted to
+    a bundled dataset or data file first; prints each window's metrics and their mean."""
+    from seqlab.forecast.backtest import backtest
+    from seqlab.formatting import format_rows
+    from seqlab.io import read_json
+    from seqlab.models.registry import build, load
+
+    cfg = _settings(args, extra)
+    target = Path(args.target)
+    if target.is_dir() and (target / "run.json").exists():
+        if args.model:
+            raise SeqlabError(f"{target} is a trained run: its model is backtested; --model is for a dataset or file")
+        model: Any = load(target)
+        run = read_json(target / "run.json")
+        args.dataset, args.seed = run["dataset"], run.get("seed", 0)
+        args.valid, args.test, args.format = run.get("valid"), run.get("test"), run.get("format")
+        task_config = getattr(model.task, "config", None)
+        ds = _dataset(args, model.task.name, run.get("reader") or None,
+                      to_dict(task_config) if dataclasses.is_dataclass(task_config) else None)
+    else:
+        model_cfg = dict(cfg.get("model", {}))
+        name = model_cfg.pop("name", None)
+        if not name:
+            raise SeqlabError("which model? pass --model NAME, or give a trained run directory")
+        args.dataset = args.target
+        ds = _dataset(args, args.task, dict(cfg.get("reader", {})) or None, cfg.get("task"))
+        model = build(name, ds, task_options=cfg.get("task"), train=cfg.get("train"), **model_cfg)
+        model.fit(ds.train, valid=ds.valid or None)
+    if not hasattr(model.task, "h"):
+        raise SeqlabError(f"backtest is for forecasting; this run's task is {model.task.name!r}")
+    result = backtest(model, getattr(ds, args.split), args.windows, args.step)
+    keys = [k for k in ("mase", "smape", "mae", "rmse", "owa", "msis", "coverage_80", "coverage_95", "crps")
+            if k in result["mean"]]
+    rows = [[f"t-{w['origin_back']}", *[w[k] for k in keys]] for w in result["windows"]]
+    rows.append(["mean", *[result["mean"][k] for k in keys]])
+    print(format_rows(rows, ["origin", *keys]))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
     from seqlab.demo import run_demo
 
@@ -435,6 +480,18 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--out", help="where the plot goes (default runs/experiments/NAME)")
     x.add_argument("--seed", type=int, default=0)
     x.set_defaults(fn=cmd_experiment)
+    b = sub.add_parser("backtest", help="forecasting: rolling-origin evaluation of a run, or of --model on a dataset",
+                       description="Evaluate at --windows forecast origins --step apart (the last leaves each "
+                                   "series' final h values); --model.KEY / --task.KEY set a model fitted here.")
+    b.add_argument("target", help="a trained run directory, a bundled dataset or a data file")
+    b.add_argument("--model", help="model family to fit first (with a dataset or file)")
+    b.add_argument("--task", help="task of a data file (forecasting)")
+    b.add_argument("--config", help="TOML file with [model] and [task] sections")
+    b.add_argument("--windows", type=int, default=3, help="number of forecast origins (default 3)")
+    b.add_argument("--step", type=int, default=None, help="steps between origins (default h)")
+    b.add_argument("--split", choices=("train", "valid", "test"), default="test", help="the series to cut (default test)")
+    b.add_argument("--seed", type=int, default=0)
+    b.set_defaults(fn=cmd_backtest)
     d = sub.add_parser("demo", help="train neural and classical models on bundled data and print one table (about 8 minutes on 2 cores; the same numbers on any machine)")
     d.add_argument("--out", help="where the runs go (default runs/demo)")
     d.set_defaults(fn=cmd_demo)
@@ -452,7 +509,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.verb != "train":
+    if extra and args.verb not in ("train", "backtest"):  # the verbs that take --model.KEY / --task.KEY
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.fn(args, extra))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any, ClassVar
 
@@ -301,20 +302,23 @@ def _check_x(x: np.ndarray | None, n: int) -> np.ndarray | None:
     return arr
 
 
+@dataclass(frozen=True)
 class ARIMA:
     """ARIMA(order)(seasonal)_m by exact ML; ``const`` None = a mean when d + D = 0."""
 
     name: ClassVar[str] = "arima_fixed"
     has_intervals: ClassVar[bool] = True
     uses_covariates: ClassVar[bool] = True
+    order: tuple[int, int, int] = (1, 0, 0)
+    seasonal: tuple[int, int, int] = (0, 0, 0)
+    const: bool | None = None
 
-    def __init__(self, order: Sequence[int] = (1, 0, 0), seasonal: Sequence[int] = (0, 0, 0),
-                 const: bool | None = None) -> None:
+    def __post_init__(self) -> None:
+        order, seasonal = tuple(self.order), tuple(self.seasonal)
         if len(order) != 3 or len(seasonal) != 3 or min(*order, *seasonal) < 0:
             raise ConfigError(f"ARIMA order and seasonal: three non-negative integers each; found {order}, {seasonal}")
-        self.order: Order = (int(order[0]), int(order[1]), int(order[2]))
-        self.seasonal: Order = (int(seasonal[0]), int(seasonal[1]), int(seasonal[2]))
-        self.const = const
+        object.__setattr__(self, "order", tuple(int(v) for v in order))
+        object.__setattr__(self, "seasonal", tuple(int(v) for v in seasonal))
 
     def fit(self, y: np.ndarray, m: int, x: np.ndarray | None = None) -> ARIMAFit:
         y = check_series(y)
@@ -394,17 +398,25 @@ def _roots_ok(fit: ARIMAFit) -> bool:
     return True
 
 
+@dataclass(frozen=True)
 class AutoARIMA:
     """ARIMA chosen by the Hyndman-Khandakar stepwise search (module docstring)."""
 
     name: ClassVar[str] = "arima"
     has_intervals: ClassVar[bool] = True
     uses_covariates: ClassVar[bool] = True
+    max_p: int = 5
+    max_q: int = 5
+    max_P: int = 2
+    max_Q: int = 2
+    max_order: int = 5
+    max_d: int = 2
+    max_D: int = 1
+    max_models: int = 94
 
-    def __init__(self, max_p: int = 5, max_q: int = 5, max_P: int = 2, max_Q: int = 2, max_order: int = 5,
-                 max_d: int = 2, max_D: int = 1, max_models: int = 94) -> None:
-        self.max_p, self.max_q, self.max_P, self.max_Q = max_p, max_q, max_P, max_Q
-        self.max_order, self.max_d, self.max_D, self.max_models = max_order, max_d, max_D, max_models
+    def __post_init__(self) -> None:
+        if min(self.max_p, self.max_q, self.max_P, self.max_Q, self.max_order, self.max_d, self.max_D) < 0:
+            raise ConfigError("AutoARIMA: the max_* settings must be non-negative")
 
     def _allowed(self, o: Order, s: Order) -> bool:
         return (0 <= o[0] <= self.max_p and 0 <= o[2] <= self.max_q and 0 <= s[0] <= self.max_P

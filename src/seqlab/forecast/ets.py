@@ -624,38 +624,29 @@ def _simulate_paths(z, error, trend, season, mm, n, alpha, beta, gamma, phi, lev
     return out
 
 
-class ETS:
-    """ETS(error, trend, season) by maximum likelihood; ``"Z"`` selects a slot by AICc.
-
-    ``trend`` is ``"N"``, ``"A"``, ``"Ad"`` or ``"Z"``; ``damped`` restricts an automatic trend
-    (None: both). ``n_paths``/``seed`` drive the simulated intervals of multiplicative-season
-    models. The defaults give AutoETS.
-    """
+class _ETSMethod:
+    """What every ETS method shares: fit one or several specifications, keep the best by AICc."""
 
     name: ClassVar[str] = "ets"
     has_intervals: ClassVar[bool] = True
     uses_covariates: ClassVar[bool] = False
 
-    def __init__(self, error: str = "Z", trend: str = "Z", season: str = "Z", damped: bool | None = None,
-                 max_iter: int = 1000, n_paths: int = 2000, seed: int = 0) -> None:
-        for key, val, ok in (("error", error, ERRORS), ("trend", trend, TRENDS), ("season", season, SEASONS)):
-            if val not in (*ok, "Z"):
-                raise ConfigError(f"ETS {key}: expected one of {', '.join((*ok, 'Z'))}; found {val!r}")
-        self.error, self.trend, self.season, self.damped = error, trend, season, damped
-        self.max_iter, self.n_paths, self.seed = max_iter, n_paths, seed
+    def _setup(self) -> tuple[str, str, str, bool | None, int, int, int]:
+        raise NotImplementedError
 
     def fit(self, y: np.ndarray, m: int, x: np.ndarray | None = None) -> ETSFit:
         if x is not None:
             raise ConfigError(f"{self.name} uses no covariates; x must be None")
+        error, trend, season, damped, max_iter, n_paths, seed = self._setup()
         y = np.ascontiguousarray(check_series(y), dtype=np.float64)
         best: tuple[float, _Spec, np.ndarray] | None = None
-        cands = _candidates(y, m, self.error, self.trend, self.season, self.damped)
+        cands = _candidates(y, m, error, trend, season, damped)
         for spec in cands:
             k = len(_start_params(m, spec.trend, spec.season)) + 1 + (spec.trend != "N")
             k += (m - 1) if spec.season != "N" else 0
             if spec.season != "N" and len(cands) > 1 and len(y) <= k + 4:
                 continue  # too short for this many parameters
-            res = _fit_spec(y, m, spec, self.max_iter)
+            res = _fit_spec(y, m, spec, max_iter)
             if res is None:
                 continue
             score = _aicc(res[1], len(y), k + 1) if len(cands) > 1 else 0.0
@@ -663,49 +654,92 @@ class ETS:
                 best = (score, spec, res[0])
         if best is None:
             raise ConfigError(f"{self.name}: no ETS model could be fitted to this series (n={len(y)})")
-        return ETSFit(y, m, best[1], best[2], self.n_paths, self.seed)
+        return ETSFit(y, m, best[1], best[2], n_paths, seed)
 
     def from_params(self, y: np.ndarray, m: int, params: Mapping[str, Any], x: np.ndarray | None = None) -> ETSFit:
+        _, _, _, _, _, n_paths, seed = self._setup()
         y = np.ascontiguousarray(check_series(y), dtype=np.float64)
         name = str(params["model"])
         spec = _Spec(name[0], name[1:-1], name[-1])
-        return ETSFit(y, m, spec, np.asarray(params["theta"], dtype=np.float64), self.n_paths, self.seed)
+        return ETSFit(y, m, spec, np.asarray(params["theta"], dtype=np.float64), n_paths, seed)
 
 
-class SES(ETS):
+@dataclass(frozen=True)
+class ETS(_ETSMethod):
+    """ETS(error, trend, season) by maximum likelihood; ``"Z"`` selects a slot by AICc.
+
+    ``trend`` is ``"N"``, ``"A"``, ``"Ad"`` or ``"Z"``; ``damped`` restricts an automatic trend
+    (None: both). ``n_paths``/``seed`` drive the simulated intervals of multiplicative-season
+    models. The defaults give AutoETS.
+    """
+
+    error: str = "Z"
+    trend: str = "Z"
+    season: str = "Z"
+    damped: bool | None = None
+    max_iter: int = 1000
+    n_paths: int = 2000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for key, val, ok in (("error", self.error, ERRORS), ("trend", self.trend, TRENDS),
+                             ("season", self.season, SEASONS)):
+            if val not in (*ok, "Z"):
+                raise ConfigError(f"ETS {key}: expected one of {', '.join((*ok, 'Z'))}; found {val!r}")
+        if self.max_iter < 1 or self.n_paths < 10:
+            raise ConfigError(f"ETS: max_iter >= 1 and n_paths >= 10; found {self.max_iter}, {self.n_paths}")
+
+    def _setup(self) -> tuple[str, str, str, bool | None, int, int, int]:
+        return self.error, self.trend, self.season, self.damped, self.max_iter, self.n_paths, self.seed
+
+
+@dataclass(frozen=True)
+class SES(_ETSMethod):
     """Simple exponential smoothing: ETS(A,N,N)."""
 
     name: ClassVar[str] = "ses"
+    max_iter: int = 1000
 
-    def __init__(self, max_iter: int = 1000) -> None:
-        super().__init__("A", "N", "N", max_iter=max_iter)
+    def _setup(self) -> tuple[str, str, str, bool | None, int, int, int]:
+        return "A", "N", "N", None, self.max_iter, 2000, 0
 
 
-class Holt(ETS):
+@dataclass(frozen=True)
+class Holt(_ETSMethod):
     """Holt's linear trend: ETS(A,A,N)."""
 
     name: ClassVar[str] = "holt"
+    max_iter: int = 1000
 
-    def __init__(self, max_iter: int = 1000) -> None:
-        super().__init__("A", "A", "N", max_iter=max_iter)
+    def _setup(self) -> tuple[str, str, str, bool | None, int, int, int]:
+        return "A", "A", "N", None, self.max_iter, 2000, 0
 
 
-class DampedTrend(ETS):
+@dataclass(frozen=True)
+class DampedTrend(_ETSMethod):
     """Damped trend (Gardner & McKenzie 1985): ETS(A,Ad,N)."""
 
     name: ClassVar[str] = "damped"
+    max_iter: int = 1000
 
-    def __init__(self, max_iter: int = 1000) -> None:
-        super().__init__("A", "Ad", "N", max_iter=max_iter)
+    def _setup(self) -> tuple[str, str, str, bool | None, int, int, int]:
+        return "A", "Ad", "N", None, self.max_iter, 2000, 0
 
 
-class HoltWinters(ETS):
+@dataclass(frozen=True)
+class HoltWinters(_ETSMethod):
     """Holt-Winters: ETS(A,A,A), or ETS(M,A,M) with ``seasonal="multiplicative"``."""
 
     name: ClassVar[str] = "holt_winters"
+    seasonal: str = "additive"
+    max_iter: int = 1000
+    n_paths: int = 2000
+    seed: int = 0
 
-    def __init__(self, seasonal: str = "additive", max_iter: int = 1000, n_paths: int = 2000, seed: int = 0) -> None:
-        if seasonal not in ("additive", "multiplicative"):
-            raise ConfigError(f"holt_winters seasonal: expected additive or multiplicative; found {seasonal!r}")
-        s = "A" if seasonal == "additive" else "M"
-        super().__init__(s, "A", s, max_iter=max_iter, n_paths=n_paths, seed=seed)
+    def __post_init__(self) -> None:
+        if self.seasonal not in ("additive", "multiplicative"):
+            raise ConfigError(f"holt_winters seasonal: expected additive or multiplicative; found {self.seasonal!r}")
+
+    def _setup(self) -> tuple[str, str, str, bool | None, int, int, int]:
+        s = "A" if self.seasonal == "additive" else "M"
+        return s, "A", s, None, self.max_iter, self.n_paths, self.seed

@@ -135,6 +135,12 @@ FAMILIES.update({name: Family(name, desc, *_FC, defaults={"method": spec}, estim
     ("sba", "Syntetos-Boylan approximation (2005)", "seqlab.forecast.simple:SBA"),
     ("tsb", "Teunter-Syntetos-Babai (2011)", "seqlab.forecast.simple:TSB"),
     ("ensemble", "median (or mean) of local forecasting methods", "seqlab.forecast.simple:Ensemble"),
+    ("ets", "AutoETS: error/trend/season state-space model chosen by AICc (Hyndman et al. 2008)", "seqlab.forecast.ets:ETS"),
+    ("ses", "simple exponential smoothing, ETS(A,N,N)", "seqlab.forecast.ets:SES"),
+    ("holt", "Holt's linear trend, ETS(A,A,N)", "seqlab.forecast.ets:Holt"),
+    ("damped", "damped trend, ETS(A,Ad,N) (Gardner & McKenzie 1985)", "seqlab.forecast.ets:DampedTrend"),
+    ("holt_winters", "Holt-Winters, ETS(A,A,A) or ETS(M,A,M)", "seqlab.forecast.ets:HoltWinters"),
+    ("arima", "AutoARIMA: stepwise search by AICc, exact likelihood via the Kalman filter (Hyndman & Khandakar 2008)", "seqlab.forecast.arima:AutoARIMA"),
 ]})
 ALIASES: dict[str, str] = {"rnn": "elman"}
 def get_family(name: str) -> Family:
