@@ -93,6 +93,7 @@ def load_files(
     fractions: Fractions = (0.8, 0.1, 0.1),
     reader_options: Mapping[str, Any] | None = None,
     name: str | None = None,
+    task_options: Mapping[str, Any] | None = None,
 ) -> Dataset:
     """Build a Dataset from the user's files, read by extension or by ``format``.
 
@@ -100,7 +101,8 @@ def load_files(
     read as the task declares (``Task.txt_format``: CoNLL for labeling, plain text otherwise). ``reader_options`` go to
     the reader (e.g. ``{"mode": "line"}``, ``{"encoding": "latin-1"}``). A missing valid or
     test split is carved out of ``train`` at random with ``seed``, taking its share of
-    ``fractions``; given splits are used as they are.
+    ``fractions``, unless the task carves its own (``Task.carve(examples, task_options)``:
+    forecasting cuts every series by time); given splits are used as they are.
     """
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
@@ -109,6 +111,10 @@ def load_files(
     train_ex = _read_user(train, task, format, opts)
     valid_ex = None if valid is None else _read_user(valid, task, format, opts)
     test_ex = None if test is None else _read_user(test, task, format, opts)
+    carve_task = getattr(TASK_REGISTRY[task][0], "carve", None)  # a task's own split (forecasting: by time)
+    if carve_task is not None and (valid_ex is None or test_ex is None):
+        t_train, t_valid, t_test = carve_task(train_ex, dict(task_options or {}))
+        train_ex, valid_ex, test_ex = t_train, valid_ex or t_valid, test_ex or t_test
     if valid_ex is None or test_ex is None:
         carve = (
             fr[0]

@@ -13,7 +13,8 @@ recursively. The static models forecast
 ``l_n + (1 - 1/theta) [ (1 - alpha)^n A_n + ((h - 1) + (1 - (1 - alpha)^(n+1)) / alpha) B_n ]``;
 the dynamic ones run the recursion on, each forecast taken as the next value.
 l_0, alpha (in [0.1, 0.99]) and, for the optimised models, theta (>= 1) minimise the mean
-squared one-step error (Nelder-Mead from l_0 = Y_1 / 2, alpha = 0.5, theta = 2).
+squared one-step error: Nelder-Mead from the best point of a coarse grid (l_0 in {Y_1 / 2, Y_1},
+six alphas, six thetas).
 
 * ``theta`` (STM): static, theta = 2: the SES-with-drift form of the M3 winner (Assimakopoulos &
   Nikolopoulos 2000; Hyndman & Billah 2003 showed it is SES with drift of half the slope);
@@ -41,6 +42,9 @@ __all__ = ["Theta", "OptimizedTheta", "DynamicTheta", "DynamicOptimizedTheta", "
 
 ALPHA_BOUNDS = (0.1, 0.99)
 THETA_MIN = 1.0
+SIMPLEX_STEP = (0.1, 0.1, 1.0)  # the first simplex's steps in (l_0 / max |y|, alpha, theta)
+ALPHA_GRID = (0.1, 0.3, 0.5, 0.7, 0.9, 0.99)
+THETA_GRID = (1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 
 
 @numba.njit(cache=True)
@@ -95,8 +99,8 @@ def _mse(y: np.ndarray, level0: float, alpha: float, theta: float, dynamic: bool
 
 
 def fit_theta(y: np.ndarray, optimize_theta: bool, dynamic: bool) -> dict[str, float]:
-    """l_0, alpha and theta minimising the one-step MSE (see the module docstring)."""
-    x0 = [y[0] / 2.0, 0.5] + ([2.0] if optimize_theta else [])
+    """l_0, alpha and theta minimising the one-step MSE (see the module docstring): Nelder-Mead
+    from the best point of a coarse grid (the MSE surface has several valleys when theta is free)."""
     scale = max(float(np.abs(y).max()), 1e-8)
 
     def objective(v: np.ndarray) -> float:
@@ -104,11 +108,16 @@ def fit_theta(y: np.ndarray, optimize_theta: bool, dynamic: bool) -> dict[str, f
         theta = max(v[2], THETA_MIN) if optimize_theta else 2.0
         return _mse(y, v[0] * scale, alpha, theta, dynamic) / scale**2
 
-    start = np.array(x0) / np.array([scale, 1.0] + ([1.0] if optimize_theta else []))
+    thetas = THETA_GRID if optimize_theta else (2.0,)
+    grid = [np.array([l0 / scale, a] + ([t] if optimize_theta else []))
+            for l0 in (y[0] / 2.0, float(y[0])) for a in ALPHA_GRID for t in thetas]
+    start = min(grid, key=objective)
+    steps = SIMPLEX_STEP[:len(start)]
+    simplex = np.vstack([start] + [start + np.eye(len(start))[i] * steps[i] for i in range(len(start))])
     bounds = [(None, None), ALPHA_BOUNDS] + ([(THETA_MIN, None)] if optimize_theta else [])
     res = minimize(objective, start, method="Nelder-Mead", bounds=bounds,
-                   options={"xatol": 1e-8, "fatol": 1e-12, "maxiter": 1000 * len(start)})
-    v = res.x
+                   options={"xatol": 1e-8, "fatol": 1e-12, "maxiter": 1000 * len(start), "initial_simplex": simplex})
+    v = res.x if res.fun <= objective(start) else start
     return {"level0": float(v[0] * scale), "alpha": float(np.clip(v[1], *ALPHA_BOUNDS)),
             "theta": float(max(v[2], THETA_MIN)) if optimize_theta else 2.0}
 

@@ -169,7 +169,13 @@ class SeriesForecast:
 
 
 def _terms(s: SeriesForecast) -> dict[str, np.ndarray]:
-    """Every per-point quantity of one series, each (h,)."""
+    """Every per-point quantity of one series, each (h,); a flat history's scaled errors are
+    NaN (0/0) or infinite, without a warning: the metric then says so itself."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _terms_raw(s)
+
+
+def _terms_raw(s: SeriesForecast) -> dict[str, np.ndarray]:
     y, f = _pair(s.y, s.mean)
     t = _point_terms(y, f)
     scale1, scale2 = seasonal_scale(s.insample, s.m), seasonal_scale(s.insample, s.m, power=2)

@@ -5,7 +5,7 @@ An example is one series: ``{"id": "s1", "y": [...], "m": 12, "static": {...}, "
 ``season_length``). Covariates come in three explicit roles: ``static`` (name -> one number),
 ``past`` (name -> one value per step of ``y``: known only up to the forecast origin) and
 ``future`` (name -> values known ahead: as many as ``y`` in a split, ``len(y) + h`` for an
-input to forecast). A model that cannot use a role refuses it; none is ever ignored.
+input to forecast); ``start`` (the integer time index of the first value) is kept for reference. A model that cannot use a role refuses it; none is ever ignored.
 
 In a split, an example's last ``h`` values are what is scored and the values before them the
 history it is forecast from (as GluonTS does); an input to ``predict`` is all history. The
@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -152,6 +153,23 @@ class ForecastingTask(Task):
     ends_used = ("frontend_dim", "pooling", "patch")
     file_shapes = (("y",),)
     probe_rows: ProbeRows = ""
+    @staticmethod
+    def read_file(path: Path, options: Mapping[str, Any] | None) -> list[Example] | None:
+        """A ``.csv`` is the long format (:func:`seqlab.data.forecasting.read_long_csv`: one row
+        per series and step, reader options ``id_col``, ``static``, ``future``, ...), not one
+        example per row; other files are read as usual (None). ``options`` None only asks."""
+        if path.suffix.lower() != ".csv":
+            return None
+        if options is None:
+            return []
+        from seqlab.data.forecasting import read_long_csv
+
+        return read_long_csv(path, **options)
+
+    @staticmethod
+    def carve(examples: Sequence[Example], options: Mapping[str, Any]) -> tuple[list[Example], list[Example], list[Example]]:
+        """The splits of a user's series: the competition split at the task's horizon."""
+        return competition_split(examples, int(options.get("horizon", ForecastingConfig.horizon)))
 
     def __init__(self, config: ForecastingConfig | None = None) -> None:
         self.config = config or ForecastingConfig()
@@ -201,9 +219,9 @@ class ForecastingTask(Task):
                 if arr.shape != (want,):
                     raise DataError(None, None, f"series {sid!r}: {role} covariate {k!r} with {want} values", f"{arr.shape}")
                 out[str(k)] = arr
-        unknown = set(ex) - {"id", "y", "m", *ROLES}
+        unknown = set(ex) - {"id", "y", "m", "start", *ROLES}
         if unknown:
-            raise DataError(None, None, f"series {sid!r}: keys id, y, m, static, past, future", f"also {sorted(unknown)}")
+            raise DataError(None, None, f"series {sid!r}: keys id, y, m, start, static, past, future", f"also {sorted(unknown)}")
         return Series(sid, y, m, static, past, future)
 
     def split_series(self, ex: Any, index: int) -> tuple[Series, np.ndarray]:
