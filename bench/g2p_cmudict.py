@@ -107,7 +107,7 @@ def main() -> None:
     for name in args.models.split(","):
         family, cfg, train_cfg = MODELS[name]
         epochs = 1 if args.quick else args.epochs
-        model = seqlab.build(family, task=ds, **cfg, train={**train_cfg, "epochs": epochs, "max_time": args.max_time,
+        model = seqlab.build(family, task=ds, recipe=False, **cfg, train={**train_cfg, "epochs": epochs, "max_time": args.max_time,
                                                             "patience": args.patience, "progress": False})
         t0 = time.perf_counter()
         model.fit(train, valid, run_dir=out / name / "run", resume=False)

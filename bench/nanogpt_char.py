@@ -111,6 +111,7 @@ def build_seqlab(positions: str, args: argparse.Namespace, train: list[dict[str,
         d_model=args.width, n_heads=args.heads, num_layers=args.layers, d_ff=4 * args.width,
         dropout=0.0, positions=positions, max_len=args.block, seed=args.seed,
         bias=args.nanogpt_bias,  # the same blocks: biases in both or in neither (nanoGPT's baby run: none)
+        recipe=False,  # nanoGPT's settings, nothing derived
     )
     return model.prepare(train)
 

@@ -87,7 +87,7 @@ def raw_loop(items: list[dict], n_tags: int, vocab: int, steps: int, bs: int) ->
 def seqlab_loop(train: list[dict], steps: int, bs: int, bucket: bool) -> float:
     cfg = TrainConfig(epochs=1000, max_steps=steps, batch_size=bs, lr=1e-3, weight_decay=0.01, schedule="constant",
                       clip_norm=1.0, patience=None, progress=False, bucket=bucket)
-    model = seqlab.build("lstm", task="labeling", train=cfg, bidirectional=True, d_model=100, hidden_size=128,
+    model = seqlab.build("lstm", task="labeling", train=cfg, bidirectional=True, d_model=100, hidden_size=128, recipe=False,
                          dropout=0.0)
     model.fit(train)
     assert model.result_ is not None

@@ -309,6 +309,30 @@ def cmd_experiment(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace, extra: list[str]) -> int:
+    """Search learning rate, dropout and width on the validation split; the best trial is a run."""
+    from seqlab.io import write_json
+    from seqlab.tune import parse_space, tune
+
+    cfg = _settings(args, extra)
+    model_cfg = dict(cfg.get("model", {}))
+    name = model_cfg.pop("name", None)
+    if not name:
+        raise SeqlabError("which model? pass --model NAME (see `seqlab models`)")
+    ds = _dataset(args, args.task, dict(cfg.get("reader", {})), cfg.get("task"))
+    out = Path(args.out or f"runs/{ds.name}-{name}-tuned")
+    space = parse_space(args.space) if args.space else None
+    result = tune(name, ds, trials=args.trials, max_steps=args.budget_steps or None, space=space, out=out,
+                  seed=args.seed, train=cfg.get("train"), task_options=cfg.get("task"), **model_cfg)
+    write_json(out / "run.json", {"dataset": args.dataset, "task": ds.task.name, "seed": args.seed,
+                                  "valid": args.valid, "test": args.test, "format": args.format,
+                                  "reader": dict(cfg.get("reader", {})), "tuned": True})
+    model = result.best_model  # type: ignore[attr-defined]
+    test = model.evaluate(ds.test) if ds.test else None
+    _print_json({"run": str(out), "best": result.best, "trials": len(result.trials), "test": test})
+    return 0
+
+
 def cmd_backtest(args: argparse.Namespace, extra: list[str]) -> int:
     """Rolling-origin evaluation (forecasting): a saved run on its own data, or --model fitted to
     a bundled dataset or data file first; prints each window's metrics and their mean."""
@@ -480,6 +504,23 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--out", help="where the plot goes (default runs/experiments/NAME)")
     x.add_argument("--seed", type=int, default=0)
     x.set_defaults(fn=cmd_experiment)
+    u = sub.add_parser("tune", help="search learning rate, dropout and width on the validation split (Optuna)",
+                       description="Each trial trains under a step budget and is scored on the validation split; "
+                                   "the best is saved as an ordinary run, every trial in tune.json.")
+    u.add_argument("dataset", help="bundled dataset name or a data file")
+    u.add_argument("--model", help="neural model family")
+    u.add_argument("--task", help=f"task of a data file ({', '.join(TASKS)})")
+    u.add_argument("--config", help="TOML file with [model], [train] and [task] sections (held fixed)")
+    u.add_argument("--trials", type=int, default=12, help="number of trials (default 12)")
+    u.add_argument("--budget-steps", type=int, default=1500, help="optimizer steps per trial (0: the recipe's epochs)")
+    u.add_argument("--space", nargs="*", help="NAME=log:LOW:HIGH | NAME=float:LOW:HIGH | NAME=choice:A,B (default: "
+                                              "lr, dropout, d_model)")
+    u.add_argument("--out", help="run directory of the best trial (default runs/DATASET-MODEL-tuned)")
+    u.add_argument("--seed", type=int, default=0)
+    u.add_argument("--valid", help="validation file (with a data file)")
+    u.add_argument("--test", help="test file (with a data file)")
+    u.add_argument("--format", help="data file format")
+    u.set_defaults(fn=cmd_tune)
     b = sub.add_parser("backtest", help="forecasting: rolling-origin evaluation of a run, or of --model on a dataset",
                        description="Evaluate at --windows forecast origins --step apart (the last leaves each "
                                    "series' final h values); --model.KEY / --task.KEY set a model fitted here.")
@@ -509,7 +550,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.verb not in ("train", "backtest"):  # the verbs that take --model.KEY / --task.KEY
+    if extra and args.verb not in ("train", "tune", "backtest"):  # the verbs that take --model.KEY / --train.KEY
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.fn(args, extra))

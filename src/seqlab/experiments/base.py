@@ -123,11 +123,12 @@ def train_cfg(epochs: int, lr: float = 3e-3, batch_size: int = 32, seed: int = 0
 def fit(family: str, task: Any, train: Sequence[Any], valid: Sequence[Any] | None = None, *,
         task_options: Mapping[str, Any] | None = None, train_settings: Mapping[str, Any] | None = None,
         head: str | None = None, **config: Any) -> Any:
-    """``seqlab.build(family, task, ...).fit(train, valid)``: the public API, nothing else."""
+    """``seqlab.build(family, task, ...).fit(train, valid)``: the public API, nothing else. An
+    experiment controls every setting it compares, so the data-dependent recipe is off."""
     import seqlab
 
     model = seqlab.build(family, task=task, task_options=task_options, train=dict(train_settings or {}),
-                         head=head, **config)
+                         head=head, recipe=False, **config)
     return model.fit(train, valid, resume=False)
 
 

@@ -56,7 +56,7 @@ def fit_synthetic(family: str, task: str, config: Mapping[str, Any], train: Sequ
 
     train_settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "warmup_steps": warmup,
                       "weight_decay": 0.0, "patience": patience, "progress": False, "seed": 0, "max_time": max_time}
-    model = seqlab.build(family, task=task, task_options=task_options, train=train_settings, **config)
+    model = seqlab.build(family, task=task, task_options=task_options, train=train_settings, recipe=False, **config)
     start = time.perf_counter()
     model.fit(train, valid, run_dir=run_dir, resume=resume)
     return model, time.perf_counter() - start

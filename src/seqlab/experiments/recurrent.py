@@ -122,8 +122,10 @@ def run_vanishing_gradients(size: Size, out_dir: Path, seed: int) -> Verdict:
     """
     from seqlab.data.synthetic import ADDING_CHANCE_MSE, adding
 
-    T, n, steps, hid = {"tiny": (8, 64, 4, 16), "quick": (100, 4000, 1500, 64),
-                        "full": (200, 10000, 4000, 128)}[size]
+    # T = 200 in both real sizes: at T = 100 the Elman RNN still reaches R^2 0.77 (measured), and
+    # Le et al. (2015) find the tanh RNN failing from T = 150; full gives more data, width and steps
+    T, n, steps, hid = {"tiny": (8, 64, 4, 16), "quick": (200, 4000, 2000, 64),
+                        "full": (200, 10000, 5000, 128)}[size]
     train = adding(n, T, seed=seed)
     valid = adding(max(n // 10, 16), T, seed=seed + 1)
     test = adding(max(n // 5, 32), T, seed=seed + 2)
@@ -157,7 +159,7 @@ def _sgd_losses(clip: float | None, size: Size, seed: int, train: list[dict[str,
     import seqlab
 
     steps, lr, rho = {"tiny": (8, 0.5, 1.2), "quick": (150, 0.5, 1.2), "full": (400, 0.5, 1.2)}[size]
-    model: Any = seqlab.build("elman", task="labeling", task_options={"scheme": "none"}, d_model=16, hidden_size=32,
+    model: Any = seqlab.build("elman", task="labeling", task_options={"scheme": "none"}, d_model=16, hidden_size=32, recipe=False,
                               nonlinearity="relu", dropout=0.0, seed=seed)  # a neural model: its module is set below
     model.prepare(train)  # the task's vocabulary and the network, untrained
     module, task = model.module, model.task

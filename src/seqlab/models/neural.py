@@ -54,6 +54,7 @@ class NeuralModel:
         self, family: str, task: Task, config: Any, make_encoder: EncoderFactory | None,
         train: TrainConfig | None = None, device: str = "cpu", *, ends: EndsConfig | None = None,
         decoding: DecodingConfig | None = None, make_seq2seq: Seq2SeqFactory | None = None,
+        recipe: bool = False, explicit: dict[str, set[str]] | None = None,
     ) -> None:
         self.family = family
         self.task = task
@@ -68,6 +69,11 @@ class NeuralModel:
         self.module_: nn.Module | None = None
         self.result_: TrainResult | None = None
         self.train_time_: float = 0.0
+        # the data-dependent defaults (seqlab.recipes) for the settings not in ``explicit``,
+        # derived once, when the network is built from the training split
+        self.use_recipe = recipe
+        self.explicit = explicit or {}
+        self.recipe_: dict[str, Any] | None = None
 
     @property
     def head(self) -> str | None:
@@ -127,8 +133,34 @@ class NeuralModel:
             if prepare is not None:
                 prepare(self.ends)  # e.g. a character CNN asks the task for character ids
             self.task.fit(train)
+            if self.use_recipe:
+                self._apply_recipe(train)
             self.module_ = self._build_module()
         return self
+
+    def _apply_recipe(self, train: Sequence[Example]) -> None:
+        """Derive the data-dependent defaults (:mod:`seqlab.recipes`), put them in place, say them."""
+        import sys
+
+        from seqlab.recipes import DataStats, apply, derive
+
+        first = train.epoch(0) if isinstance(train, Resampled) else train
+        units = sum(self.task.lengths(self.task.encode(first).items))
+        stats = DataStats(len(first), units, self.task.chars_per_unit(first))
+        recipe = derive(self.family, self.task, self.config, self.ends, self.train_config, stats, self.explicit)
+        self.config, ends, self.train_config = apply(recipe, self.config, self.ends, self.train_config)
+        if ends.char_filters != self.ends.char_filters:
+            self.ends = ends
+            prepare = getattr(self.task, "prepare_ends", None)
+            if prepare is not None:
+                prepare(self.ends)
+            self.task.fit(first)  # again, now with the characters the CNN reads
+        self.ends = ends
+        self.recipe_ = recipe.record()
+        if recipe and self.train_config.progress:
+            print(f"[seqlab] recipe for {self.family} on {self.task.name} ({stats}): {recipe.summary()}; "
+                  "set any of these to override, or recipe=False (--no-recipe) for the plain defaults",
+                  file=sys.stderr, flush=True)
 
     def fit(
         self, train: Sequence[Example], valid: Sequence[Example] | None = None, *,
@@ -369,6 +401,7 @@ class NeuralModel:
             "ends_config": to_dict(self.ends),
             "decoding": to_dict(self.decoding),
             "train_config": to_dict(self.train_config),
+            "recipe": self.recipe_,
         })
 
     @classmethod
@@ -386,6 +419,7 @@ class NeuralModel:
             decoding=from_dict(DecodingConfig, meta.get("decoding", {}), where=f"{path}: decoding"),
             make_seq2seq=make_seq2seq,
         )
+        model.recipe_ = meta.get("recipe")
         model.module_ = model._build_module()
         state = read_tensors(Path(path) / "model.safetensors")  # a format-1 layout is renamed by the Network
         broken = sorted(k for k, v in state.items() if v.is_floating_point() and bool(torch.isnan(v).any()))

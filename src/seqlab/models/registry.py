@@ -218,6 +218,7 @@ def build(
     head: str | None = None,
     decoding: DecodingConfig | Mapping[str, Any] | None = None,
     device: str = "cpu",
+    recipe: bool = True,
     **config: Any,
 ) -> SequenceModel:
     """Build an unfitted model of family ``name`` for ``task`` (a name, a Task, a TaskSpec or a
@@ -228,6 +229,10 @@ def build(
     unknown key is an error that lists the valid ones, a renamed key one that names the new key.
     ``train``: the training settings; ``task_options``: the task's; ``decoding``: how a generator
     decodes by default; ``head``: a task's alternative head (labeling: ``"crf"``).
+    ``recipe``: a neural family fills the settings not given here from the training data when it
+    is fitted (:mod:`seqlab.recipes`: context direction, dropout, a word tagger's character CNN,
+    learning rate, epochs and patience), printing and saving what it chose; False keeps the plain
+    defaults. A classical family has no recipe.
     """
     fam = get_family(name)
     the_task = _task_of(task, task_options)
@@ -257,8 +262,15 @@ def build(
     train_cfg = train if isinstance(train, TrainConfig) else from_dict(TrainConfig, dict(train or {}), where="train")
     if decoding is not None and not isinstance(decoding, DecodingConfig):
         decoding = from_dict(DecodingConfig, dict(decoding), where="decoding")
+    given_train = set(fields_of(train)) if isinstance(train, TrainConfig) else set(dict(train or {}))
+    explicit = {"model": set(own_cfg), "ends": set(ends_cfg), "train": given_train}  # family presets count as set
     return NeuralModel(fam.name, the_task, cfg, fam.encoder_factory(), train_cfg, device=device, ends=ends,
-                       decoding=decoding, make_seq2seq=fam.seq2seq_factory())
+                       decoding=decoding, make_seq2seq=fam.seq2seq_factory(), recipe=recipe, explicit=explicit)
+
+
+def fields_of(obj: Any) -> list[str]:
+    """The field names of a dataclass instance (a TrainConfig given whole counts as all set)."""
+    return [f.name for f in fields(obj)]
 
 
 def _refuse_unused(task: Task, given: Mapping[str, Any], decoding: Any) -> None:

@@ -170,6 +170,12 @@ class Task(ABC):
     def lengths(self, items: Sequence[Item]) -> list[int]:
         """Per-item lengths for length bucketing."""
 
+    def chars_per_unit(self, examples: Sequence[Example]) -> float:
+        """Mean characters per unit of the input (a word tagger's tokens: above 1.5); the default
+        recipe (:mod:`seqlab.recipes`) gives word-level tasks a character CNN. 1.0 unless a
+        task's units are words."""
+        return 1.0
+
     def parse_input(self, text: str) -> Any:
         """One raw input from a line of text (the CLI's ``--text``/``--file``); text tasks take the
         line as it is."""

@@ -123,6 +123,10 @@ class LabelingTask(TextTask):
         self._set_main_metric()
         return self
 
+    def chars_per_unit(self, examples: Sequence[Example]) -> float:
+        toks = [t for i, ex in enumerate(examples) for t in tokens_tags(ex, i)[0]]
+        return sum(map(len, toks)) / max(len(toks), 1)
+
     def unseen_labels(self, examples: Sequence[Example]) -> list[str]:
         known = self.tag_vocab.stoi
         return sorted({t for i, ex in enumerate(examples) for t in tokens_tags(ex, i)[1] if t not in known})
