@@ -122,3 +122,19 @@ def test_competition_split_and_evaluate_reuse_the_fit() -> None:
     assert {"mase", "smape", "owa", "msis", "coverage_95", "crps"} <= set(metrics)
     with pytest.raises(DataError, match="2h \\+ 2"):
         competition_split([{"y": [1.0] * 9}], 4)
+
+
+def test_fan_chart_and_error_by_horizon_plots(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from seqlab.forecast.backtest import save_error_by_horizon, save_fan_chart
+    from seqlab.metrics.forecasting import SeriesForecast, per_horizon
+
+    train, _, _ = _toy()
+    y = np.array(train[0]["y"])
+    fc = SeasonalNaive().fit(y[:-4], 4).forecast(4, levels=(80, 95))
+    png = save_fan_chart(y[:-4], fc, tmp_path / "fan.png", actual=y[-4:], title="toy")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    steps = per_horizon([SeriesForecast(y[-4:], fc.mean, y[:-4], 4, fc.intervals)])
+    assert save_error_by_horizon({"snaive": steps}, tmp_path / "h.png").stat().st_size > 0
+    with pytest.raises(ConfigError, match="no 'nope'"):
+        save_error_by_horizon({"snaive": steps}, tmp_path / "x.png", metric="nope")
