@@ -141,6 +141,7 @@ FAMILIES.update({name: Family(name, desc, *_FC, defaults={"method": spec}, estim
     ("damped", "damped trend, ETS(A,Ad,N) (Gardner & McKenzie 1985)", "seqlab.forecast.ets:DampedTrend"),
     ("holt_winters", "Holt-Winters, ETS(A,A,A) or ETS(M,A,M)", "seqlab.forecast.ets:HoltWinters"),
     ("arima", "AutoARIMA: stepwise search by AICc, exact likelihood via the Kalman filter (Hyndman & Khandakar 2008)", "seqlab.forecast.arima:AutoARIMA"),
+    ("structural", "structural model: level, trend and season by the Kalman filter, smoothed components (Harvey 1989)", "seqlab.forecast.structural:Structural"),
 ]})
 ALIASES: dict[str, str] = {"rnn": "elman"}
 def get_family(name: str) -> Family:
