@@ -138,3 +138,15 @@ def test_fan_chart_and_error_by_horizon_plots(tmp_path: Path) -> None:
     assert save_error_by_horizon({"snaive": steps}, tmp_path / "h.png").stat().st_size > 0
     with pytest.raises(ConfigError, match="no 'nope'"):
         save_error_by_horizon({"snaive": steps}, tmp_path / "x.png", metric="nope")
+
+
+def test_a_local_dask_cluster_gives_the_serial_estimates() -> None:
+    """joblib's dask backend spreads the fits over a cluster's workers (here one local,
+    in-process cluster); the estimates are the serial ones."""
+    distributed = pytest.importorskip("distributed")
+    train, _, opts = _toy()
+    serial = seqlab.build("theta", task="forecasting", task_options=opts, intervals="none").fit(train)
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None):
+        spread = seqlab.build("theta", task="forecasting", task_options=opts, intervals="none", n_jobs=2,
+                              backend="dask").fit(train)
+    assert spread.params_ == serial.params_
