@@ -142,3 +142,18 @@ def test_contract_and_round_trip() -> None:
         again = method.from_params(y, 1, json.loads(json.dumps(fit.params())), x=xx)
         a, b = fit.forecast(5, (80,), x_future=xf), again.forecast(5, (80,), x_future=xf)
         assert np.array_equal(a.mean, b.mean) and np.array_equal(a.intervals[80.0][1], b.intervals[80.0][1])
+
+
+def test_fast_arma_likelihood_matches_generic_kalman() -> None:
+    # the O(r^2) Harvey-form recursion with a doubling start vs the generic filter + Lyapunov solve
+    from seqlab.forecast.arima import _arma_fast, arma_loglik
+
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        p, q = (int(v) for v in rng.integers(0, 4, 2))
+        ar = _pacf_to_coef(rng.normal(size=p))
+        ma = -_pacf_to_coef(rng.normal(size=q))
+        sar = _pacf_to_coef(rng.normal(size=1))
+        full_ar = -np.convolve(np.r_[1.0, -ar], np.r_[1.0, np.zeros(3), -sar])[1:]
+        w = rng.normal(size=90)
+        assert _arma_fast(w, full_ar, ma) == pytest.approx(arma_loglik(w, full_ar, ma)[0], rel=1e-10)

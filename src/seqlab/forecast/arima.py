@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any, ClassVar
 
+import numba as nb
 import numpy as np
 from scipy.linalg import solve_discrete_lyapunov
 from scipy.optimize import minimize
@@ -131,6 +132,122 @@ def arma_loglik(w: np.ndarray, ar: np.ndarray, ma: np.ndarray) -> tuple[float, f
     s2 = float(np.sum(v[ok] ** 2 / F[ok]) / n)
     ll = -0.5 * n * (math.log(2 * math.pi * s2) + 1.0) - 0.5 * float(np.sum(np.log(F[ok])))
     return ll, s2, out[1][-1], out[2][-1]
+
+
+@nb.njit(cache=True)
+def _pacf_nb(u):  # type: ignore[no-untyped-def]
+    k = u.shape[0]
+    phi = np.zeros(k)
+    for j in range(k):
+        r = math.tanh(u[j])
+        prev = phi[:j].copy()
+        phi[j] = r
+        for i in range(j):
+            phi[i] = prev[i] - r * prev[j - 1 - i]
+    return phi
+
+
+@nb.njit(cache=True)
+def _mul_lag(a, sa, m, sign):  # type: ignore[no-untyped-def]
+    """(1 + sign sum a_i B^i)(1 + sign sum sa_j B^(j m)) by increasing power."""
+    p1 = np.zeros(a.shape[0] + 1)
+    p1[0] = 1.0
+    p1[1:] = sign * a
+    p2 = np.zeros(sa.shape[0] * m + 1)
+    p2[0] = 1.0
+    for j in range(sa.shape[0]):
+        p2[(j + 1) * m] = sign * sa[j]
+    out = np.zeros(p1.shape[0] + p2.shape[0] - 1)
+    for i in range(p1.shape[0]):
+        for j in range(p2.shape[0]):
+            out[i + j] += p1[i] * p2[j]
+    return out
+
+
+@nb.njit(cache=True)
+def _arma_fast(w, ar, ma):  # type: ignore[no-untyped-def]
+    """Concentrated exact ARMA log-likelihood, Harvey form with Z = e1 and no missing values:
+    after each update the first state is known, so T P T' is a shift (O(r^2) per step), and the
+    covariance recursion stops once it has converged (then only the mean is propagated).
+    The stationary start solves P = T P T' + R R' by doubling."""
+    n = w.shape[0]
+    r = max(ar.shape[0], ma.shape[0] + 1, 1)
+    phi = np.zeros(r)
+    phi[: ar.shape[0]] = ar
+    R = np.zeros(r)
+    R[0] = 1.0
+    R[1: ma.shape[0] + 1] = ma
+    RR = np.outer(R, R)
+    T = np.zeros((r, r))
+    T[:, 0] = phi
+    for i in range(r - 1):
+        T[i, i + 1] = 1.0
+    P = RR.copy()
+    A = T.copy()
+    ok = False
+    for _ in range(80):
+        P = P + A @ P @ A.T
+        A = A @ A
+        if np.max(np.abs(A)) < 1e-13:
+            ok = True
+            break
+    if not ok or not np.all(np.isfinite(P)):
+        return -np.inf
+    a = np.zeros(r)
+    sumsq = 0.0
+    sumlog = 0.0
+    steady = False
+    Pn = np.empty((r, r))
+    for t in range(n):
+        F = P[0, 0]
+        if F <= 0.0:
+            return -np.inf
+        v = w[t] - a[0]
+        sumsq += v * v / F
+        sumlog += math.log(F)
+        # filtered mean: a + P[:, 0] v / F; its first element is w[t]
+        af1 = np.empty(r)
+        for i in range(r):
+            af1[i] = a[i] + P[i, 0] * v / F
+        for i in range(r - 1):
+            a[i] = phi[i] * af1[0] + af1[i + 1]
+        a[r - 1] = phi[r - 1] * af1[0]
+        if not steady:
+            # filtered covariance Pf = P - P[:,0] P[0,:] / F (row/column 0 vanish); predicted
+            # P_new[i, j] = Pf[i+1, j+1] + RR[i, j]
+            diff = 0.0
+            for i in range(r):
+                for j in range(r):
+                    val = RR[i, j]
+                    if i + 1 < r and j + 1 < r:
+                        val += P[i + 1, j + 1] - P[i + 1, 0] * P[0, j + 1] / F
+                    Pn[i, j] = val
+                    diff = max(diff, abs(val - P[i, j]))
+            P[:, :] = Pn
+            if diff < 1e-12:
+                steady = True
+    s2 = sumsq / n
+    if not s2 > 0.0:
+        return -np.inf
+    return -0.5 * n * (math.log(2.0 * math.pi * s2) + 1.0) - 0.5 * sumlog
+
+
+@nb.njit(cache=True)
+def _negll_nb(u, w, X, scale, p, q, P, Q, m):  # type: ignore[no-untyped-def]
+    nk = p + q + P + Q
+    ar = _pacf_nb(u[:p])
+    ma = -_pacf_nb(u[p:p + q])
+    sar = _pacf_nb(u[p + q:p + q + P])
+    sma = -_pacf_nb(u[p + q + P:nk])
+    full_ar = -_mul_lag(ar, sar, m, -1.0)[1:]
+    full_ma = _mul_lag(ma, sma, m, 1.0)[1:]
+    resid = w.copy()
+    for j in range(X.shape[1]):
+        resid -= X[:, j] * (u[nk + j] * scale)
+    ll = _arma_fast(resid, full_ar, full_ma)
+    if not np.isfinite(ll):
+        return 1e10
+    return -ll / w.shape[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,12 +387,11 @@ def _fit_order(y: np.ndarray, m: int, order: Order, seasonal: Order, const: bool
         sma = -_pacf_to_coef(u[p + q + P:nk])
         return ar, ma, sar, sma, u[nk:] * scale
 
+    Xc = np.ascontiguousarray(X, dtype=np.float64)
+    wc = np.ascontiguousarray(w, dtype=np.float64)
+
     def negll(u: np.ndarray) -> float:
-        ar, ma, sar, sma, reg = unpack(u)
-        full_ar = -np.convolve(_lag_poly(ar, 1, -1.0), _lag_poly(sar, m, -1.0))[1:]
-        full_ma = np.convolve(_lag_poly(ma, 1, 1.0), _lag_poly(sma, m, 1.0))[1:]
-        ll = arma_loglik(w - X @ reg, full_ar, full_ma)[0]
-        return -ll / len(w) if np.isfinite(ll) else 1e10
+        return float(_negll_nb(u, wc, Xc, scale, p, q, P, Q, m))
 
     if len(u0):
         res = minimize(negll, u0, method="BFGS", options={"maxiter": max_iter, "gtol": 1e-6})
