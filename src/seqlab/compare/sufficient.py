@@ -42,7 +42,13 @@ class Sufficient:
         """``{metric: (B,) values}`` for the resamples ``indices`` (B, N)."""
         n = self.stats.shape[0]
         counts = np.stack([np.bincount(row, minlength=n) for row in indices]).astype(np.float64)  # (B, N)
-        return self.finish(counts @ self.stats)
+        finite = np.isfinite(self.stats)
+        sums = counts @ np.where(finite, self.stats, 0.0)  # (B, K)
+        if not finite.all():  # an infinite NLL (a label the model gives probability 0) stays infinite when drawn
+            drawn = (counts @ (~finite).astype(np.float64)) > 0  # (B, K)
+            bad = np.where(finite, 0.0, self.stats).sum(0)  # +inf, -inf or nan per column
+            sums = np.where(drawn, np.broadcast_to(bad, sums.shape), sums)
+        return self.finish(sums)
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
