@@ -7,7 +7,8 @@ Point metrics:
     MAE, RMSE; MAPE (100 |y - f| / |y|);
     sMAPE as M3 defined it, ``200 |y - f| / (y + f)`` (Makridakis & Hibon 2000; the tables of
     the M3 and N-BEATS papers use it), and the absolute-value variant ``200 |y - f| / (|y| + |f|)``
-    (M4; 0 where both are 0). They agree whenever y and f are positive, as on M3;
+    (M4; 0 where both are 0). They agree whenever y and f are positive, as on M3; M3's form
+    gives a negative term where y + f < 0, so a wild negative forecast can lower it (compare both);
     MASE: MAE over the in-sample MAE of the seasonal naive forecast (lag m; lag 1 when the
     history is no longer than m) (Hyndman & Koehler 2006);
     RMSSE: RMSE over the in-sample RMS of the lag-m differences (the M5 scale with m = 1);
