@@ -460,8 +460,8 @@ def _fit_spec(y: np.ndarray, m: int, spec: _Spec, max_iter: int) -> tuple[np.nda
     lo[:ns] = LOWER[idx]
     hi[:ns] = UPPER[idx]
     e, t, s = spec.codes()
-    theta, lik, _ = _nelder_mead(x0, lo, hi, y, e, t, s, m, max_iter, 1e-4)
-    if lik < _BIG:  # one restart from the optimum: a fresh simplex escapes a collapsed one
+    theta, lik, it = _nelder_mead(x0, lo, hi, y, e, t, s, m, max_iter, 1e-4)
+    if lik < _BIG and it < max_iter:  # converged: restart once, a fresh simplex escapes a collapsed one
         theta, lik, _ = _nelder_mead(theta, lo, hi, y, e, t, s, m, max_iter, 1e-4)
     if not lik < _BIG:
         return None
