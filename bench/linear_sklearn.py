@@ -11,7 +11,7 @@ its defaults (C chosen on the validation split) trained on seeded random subsets
 4,000 and 8,000 training tweets and on the full training split; test accuracy and macro-F1.
 
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python bench/linear_sklearn.py --part parity --n 8000
-    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python bench/linear_sklearn.py --part curve
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python bench/linear_sklearn.py --part curve [--set nb=true]
 """
 
 from __future__ import annotations
@@ -91,14 +91,16 @@ def parity(n: int | None, C: float, seed: int) -> None:
     del yt
 
 
-def curve(sizes: list[int | None], seed: int) -> None:
+def curve(sizes: list[int | None], seed: int, settings: dict[str, str]) -> None:
     ds = seqlab.datasets.load("tweets")
+    if settings:
+        print(f"linear settings: {settings}")
     print("| training tweets | test accuracy | test macro-F1 | C chosen on valid | fit seconds (features included) |")
     print("|---|---|---|---|---|")
     for n in sizes:
         train = subset(ds.train, n, seed)
         t0 = time.perf_counter()
-        m: Any = seqlab.build("linear", task=ds).fit(train, valid=ds.valid)
+        m: Any = seqlab.build("linear", task=ds, **settings).fit(train, valid=ds.valid)
         secs = time.perf_counter() - t0
         r = m.evaluate(ds.test)
         print(f"| {len(train)} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {m.C_:g} | {secs:.0f} |", flush=True)
@@ -111,12 +113,15 @@ def main() -> None:
     ap.add_argument("--C", type=float, default=3.0)
     ap.add_argument("--sizes", default="2000,4000,8000,all")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="curve: a linear-family setting (e.g. nb=true, char_ngrams=), repeatable")
     a = ap.parse_args()
     torch.set_num_threads(1)
     if a.part == "parity":
         parity(a.n or None, a.C, a.seed)
     else:
-        curve([None if s == "all" else int(s) for s in a.sizes.split(",")], a.seed)
+        settings = dict(kv.split("=", 1) for kv in a.set)
+        curve([None if s == "all" else int(s) for s in a.sizes.split(",")], a.seed, settings)
 
 
 if __name__ == "__main__":
