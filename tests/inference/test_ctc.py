@@ -152,3 +152,13 @@ def test_bad_arguments_are_named() -> None:
         ctc_greedy(posteriors(0, 3), [5])
     with pytest.raises(ConfigError, match="level"):
         NGramScorer(word_lm(), level="phone")
+
+
+def test_pyctcdecode_end_rule_scores_a_trailing_space_as_an_unknown_word() -> None:
+    lm = word_lm()
+    lp = peaked([1, 1, 3, 0], p=0.9999)  # "a" then a certain space: no hypothesis without it survives pruning
+    plain = ctc_beam_search(lp, tokens=TOKENS, lm=lm, lm_weight=0.7, word_bonus=0.3)[0][0]
+    compat = ctc_beam_search(lp, tokens=TOKENS, lm=lm, lm_weight=0.7, word_bonus=0.3, trailing_space_unk=True)[0][0]
+    assert plain.text == compat.text == "a"
+    assert plain.score == pytest.approx(plain.acoustic + lm_text_score(lm, "a", 0.7, 0.3), abs=1e-9)
+    assert compat.score == pytest.approx(compat.acoustic + lm_text_score(lm, "a zzz", 0.7, 0.3), abs=1e-9)

@@ -110,6 +110,7 @@ class BeamOptions:
     hotwords: Hotwords | None = None
     lexicon: Lexicon | None = None
     nbest: int = 1
+    trailing_space_unk: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.blank < len(self.tokens):
@@ -131,7 +132,7 @@ def ctc_beam_search(
     prune: float = -10.0, token_min_logp: float = -5.0, top_k: int | None = None, blank_skip: float | None = None,
     lm: Any = None, lm_level: str = "word", lm_weight: float = 0.5, word_bonus: float = 1.5,
     hotwords: Iterable[str] | None = None, hotword_weight: float = 10.0, lexicon: Iterable[str] | None = None,
-    nbest: int = 1, processes: int = 1,
+    nbest: int = 1, processes: int = 1, trailing_space_unk: bool = False,
 ) -> list[list[Hypothesis]]:
     """Prefix beam search: up to ``nbest`` hypotheses per utterance, best first.
 
@@ -140,7 +141,10 @@ def ctc_beam_search(
     :class:`~seqlab.inference.ctc_lm.NGramScorer`), word or character level by ``lm_level``.
     ``hotwords`` get ``hotword_weight`` each; ``lexicon`` restricts the words. ``processes`` > 1
     decodes utterances in that many worker processes (spawned, so it is safe beside threads and
-    in a user's own pool), with the same results.
+    in a user's own pool), with the same results. ``trailing_space_unk``: pyctcdecode 0.5's
+    end-of-utterance rule, for like-for-like comparisons: of the hypotheses that end in the same
+    text, the last (worst) one's split into words is kept, and if it ended in a space an unknown
+    word is scored after it (with its word bonus). Off by default: no phantom word.
     """
     x, n = as_batch(log_probs, lengths)
     if x.shape[-1] != len(tokens):
@@ -149,7 +153,7 @@ def ctc_beam_search(
     opts = BeamOptions(
         tuple(tokens), blank, beam, prune, token_min_logp, top_k, blank_skip, scorer, lm_weight, word_bonus,
         None if hotwords is None else Hotwords(hotwords, hotword_weight),
-        None if lexicon is None else Lexicon(lexicon), nbest,
+        None if lexicon is None else Lexicon(lexicon), nbest, trailing_space_unk,
     )
     jobs = [(x[b, : n[b]], opts) for b in range(len(x))]
     if processes > 1 and len(jobs) > 1:
@@ -183,38 +187,63 @@ def _candidates(lp: np.ndarray, o: BeamOptions) -> list[list[tuple[int, float]] 
     return out
 
 
-# A beam: (text, previous text, partial word, last label, word frames, partial frames, acoustic, ids)
-Beam = tuple[str, str, str, int, tuple[tuple[int, int], ...], tuple[int, int], float, tuple[int, ...]]
+# A beam: (text, previous text, partial word, last label, word frames, partial frames, acoustic,
+# ids as a linked list (last id, rest) so that an extension costs O(1))
+Beam = tuple[str, str, str, int, tuple[tuple[int, int], ...], tuple[int, int], float, Any]
+
+
+def _ids(cons: Any) -> list[int]:
+    out = []
+    while cons:
+        out.append(cons[0])
+        cons = cons[1]
+    return out[::-1]
+
+
+def _lae(a: float, b: float) -> float:
+    """log(exp(a) + exp(b))."""
+    return a + math.log1p(math.exp(b - a)) if a >= b else b + math.log1p(math.exp(a - b))
 
 
 def _extend(beams: list[Beam], cands: list[tuple[int, float]], t: int, o: BeamOptions) -> list[Beam]:
-    """Every beam times every surviving label at frame t, merged by (text, partial, last)."""
+    """Every beam times every surviving label at frame t, merged by (text, partial, last).
+    One loop per kind of label (blank, space, letter), the merge test inlined: this is the hot loop."""
     merged: dict[tuple[str, str, int], Beam] = {}
-    space, lex = o.space, o.lexicon
+    get = merged.get
+    space, lex, blank = o.space, o.lexicon, o.blank
+    end = t + 1
     for c, p in cands:
+        if c == blank:
+            for text, _, part, _, tf, pf, sc, ids in beams:
+                key = (text, part, -1)
+                old = get(key)
+                if old is None:
+                    merged[key] = (text, text, part, -1, tf, pf, sc + p, ids)
+                else:
+                    merged[key] = (*old[:6], _lae(old[6], sc + p), old[7])
+            continue
         ch = o.tokens[c]
         for text, _, part, last, tf, pf, sc, ids in beams:
-            if c == o.blank:
-                nb: Beam = (text, text, part, -1, tf, pf, sc + p, ids)
-            elif c == last:
-                nb = (text, text, part, c, tf, (pf[0], t + 1), sc + p, ids)
+            if c == last:  # a repeat: the same label, not a new one
+                nb: Beam = (text, text, part, c, tf, (pf[0], end), sc + p, ids)
+                key = (text, part, c)
             elif c == space:
                 if part and lex is not None and part not in lex.words:
                     continue
                 new = part if not text else (text + " " + part if part else text)
-                nb = (new, text, "", c, (*tf, pf) if part else tf, (-1, -1), sc + p, (*ids, c))
+                nb = (new, text, "", c, (*tf, pf) if part else tf, (-1, -1), sc + p, (c, ids))
+                key = (new, "", c)
             else:
-                if lex is not None and part + ch not in lex.prefixes:
+                word = part + ch
+                if lex is not None and word not in lex.prefixes:
                     continue
-                nb = (text, text, part + ch, c, tf, (t, t + 1) if pf[0] < 0 else (pf[0], t + 1), sc + p, (*ids, c))
-            key = (nb[0], nb[2], nb[3])
-            old = merged.get(key)
+                nb = (text, text, word, c, tf, (t, end) if pf[0] < 0 else (pf[0], end), sc + p, (c, ids))
+                key = (text, word, c)
+            old = get(key)
             if old is None:
                 merged[key] = nb
             else:
-                a, b = old[6], nb[6]
-                s = a + math.log1p(math.exp(b - a)) if a >= b else b + math.log1p(math.exp(a - b))
-                merged[key] = (*old[:6], s, old[7])
+                merged[key] = (*old[:6], _lae(old[6], nb[6]), old[7])
     return list(merged.values())
 
 
@@ -245,7 +274,7 @@ class _Scores:
         if key not in self.words:
             _, raw, state = self.words[(prev, False)]
             word = text[len(prev) + 1 if prev else 0:]
-            if word:
+            if word or (eos and o.trailing_space_unk):
                 lp, state = o.lm.score(state, word)
                 raw += o.lm_weight * lp + o.word_bonus
             if eos:
@@ -257,6 +286,22 @@ class _Scores:
                 self.parts[part] = hw.partial(part) if hw is not None and part in hw else o.lm.partial(part)
             total += self.parts[part]
         return total
+
+    def word_scores(self, beams: list[Beam]) -> list[float]:
+        """Total scores of ``beams`` under a word LM without hotwords: :meth:`__call__` inlined
+        for the hot path (cache hits need no call)."""
+        words, parts, out = self.words, self.parts, []
+        for b in beams:
+            hit = words.get((b[0], False))
+            total = b[6] + (hit[0] if hit is not None else self(b[0], b[1], ""))
+            part = b[2]
+            if part:
+                ps = parts.get(part)
+                if ps is None:
+                    ps = self.parts[part] = self.o.lm.partial(part)  # type: ignore[union-attr]
+                total += ps
+            out.append(total)
+        return out
 
     def _char(self, s: str) -> float:
         """lm_weight * ln p(characters of s), extended from the longest cached prefix."""
@@ -279,16 +324,17 @@ def lm_space(ch: str) -> str:
 
 
 def _prune(beams: list[Beam], scores: list[float], o: BeamOptions, width: int) -> list[tuple[float, Beam]]:
-    best = max(scores)
-    kept = [(s, b) for s, b in zip(scores, beams) if s >= best + o.prune]
-    return heapq.nlargest(width, kept, key=lambda sb: sb[0])
+    """The ``width`` best beams within ``-prune`` of the best, best first."""
+    floor = max(scores) + o.prune
+    top = heapq.nlargest(width, range(len(scores)), key=scores.__getitem__)
+    return [(scores[i], beams[i]) for i in top if scores[i] >= floor]
 
 
 def beam_search_one(lp: np.ndarray, o: BeamOptions) -> list[Hypothesis]:
     """The beam search over one utterance's (T, V) log posteriors."""
     cands = _candidates(lp, o)
     score = _Scores(o)
-    beams: list[Beam] = [("", "", "", _START, (), (-1, -1), 0.0, ())]
+    beams: list[Beam] = [("", "", "", _START, (), (-1, -1), 0.0, None)]
     carry = 0.0  # blank log-probability of a run of blank-only frames, not yet added
     for t, cs in enumerate(cands):
         if cs is None and t > 0 and cands[t - 1] is None:
@@ -300,7 +346,13 @@ def beam_search_one(lp: np.ndarray, o: BeamOptions) -> list[Hypothesis]:
         new = _extend(beams, cs or [(o.blank, float(lp[t, o.blank]))], t, o)
         if not new:
             return []
-        ranked = _prune(new, [b[6] + score(b[0], b[1], b[2]) for b in new], o, o.beam)
+        if o.lm is None and o.hotwords is None:
+            scores = [b[6] for b in new]
+        elif o.lm is not None and o.lm.level == "word" and o.hotwords is None:
+            scores = score.word_scores(new)
+        else:
+            scores = [b[6] + score(b[0], b[1], b[2]) for b in new]
+        ranked = _prune(new, scores, o, o.beam)
         beams = [b for _, b in ranked]
     beams = [(*b[:6], b[6] + carry, b[7]) for b in beams]
     final: dict[str, Beam] = {}
@@ -312,14 +364,15 @@ def beam_search_one(lp: np.ndarray, o: BeamOptions) -> list[Hypothesis]:
         old = final.get(new_text)
         if old is None:
             final[new_text] = nb
+        elif o.trailing_space_unk:  # pyctcdecode keeps the last (worst) merged hypothesis' fields
+            final[new_text] = (*nb[:6], _lae(old[6], sc), nb[7])
         else:
-            a, b = old[6], sc
-            final[new_text] = (*old[:6], max(a, b) + math.log1p(math.exp(-abs(a - b))), old[7])
+            final[new_text] = (*old[:6], _lae(old[6], sc), old[7])
     if not final:
         return []
     ends = list(final.values())
     ranked = _prune(ends, [b[6] + score(b[0], b[1], "", eos=True) for b in ends], o, min(o.beam, o.nbest))
     return [
-        Hypothesis(list(b[7]), b[0], s, b[6], [WordSpan(w, f[0], f[1]) for w, f in zip(b[0].split(), b[4])])
+        Hypothesis(_ids(b[7]), b[0], s, b[6], [WordSpan(w, f[0], f[1]) for w, f in zip(b[0].split(), b[4])])
         for s, b in ranked
     ]

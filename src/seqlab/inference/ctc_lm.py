@@ -64,17 +64,24 @@ class NGramScorer:
         self.partial_oov = partial_oov
         self.width = max(self.tables.order - 1, 0)
         self._prefixes: frozenset[str] | None = None
+        self._memo: dict[tuple[tuple[int, ...], str], tuple[float, tuple[int, ...]]] = {}
 
     def start(self) -> tuple[int, ...]:
         """The state at the start of a sentence (an empty history)."""
         return ()
 
     def score(self, state: tuple[int, ...], token: str) -> tuple[float, tuple[int, ...]]:
-        """(ln p(token | state) plus the unknown-word offset, the next state)."""
+        """(ln p(token | state) plus the unknown-word offset, the next state); memoised."""
+        hit = self._memo.get((state, token))
+        if hit is not None:
+            return hit
         w = self.index.get(token, 0)
         lp = word_log10(self.tables, state, w) + (self.unk_offset if w == 0 else 0.0)
         nxt = (*state, w)[-self.width:] if self.width else ()
-        return lp * LN10, nxt
+        if len(self._memo) > 1_000_000:
+            self._memo.clear()
+        self._memo[(state, token)] = out = (lp * LN10, nxt)
+        return out
 
     def end(self, state: tuple[int, ...]) -> float:
         """ln p(</s> | state)."""
