@@ -6,6 +6,9 @@ L-BFGS (intercept profiled out) against scikit-learn's lbfgs. Prints test accura
 fit seconds (features excluded), the objective ``C * sum NLL + ||W||^2 / 2`` each reached, and
 the ratio of fit times. Both run on one thread (the script sets OMP/MKL/torch to 1).
 
+Part 3 (``--part ngram``): the ngram family's class-conditional LMs (orders 1-3, Kneser-Ney,
+word tokens) on the same subsets, for reference.
+
 Part 2 (``--part curve``): the learning-curve baseline of issue 18: the `linear` family with
 its defaults (C chosen on the validation split) trained on seeded random subsets of 2,000,
 4,000 and 8,000 training tweets and on the full training split; test accuracy and macro-F1.
@@ -106,9 +109,24 @@ def curve(sizes: list[int | None], seed: int, settings: dict[str, str]) -> None:
         print(f"| {len(train)} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {m.C_:g} | {secs:.0f} |", flush=True)
 
 
+def ngram(sizes: list[int | None], seed: int) -> None:
+    """The ngram family's classifier (one word n-gram LM per class, Kneser-Ney) beside the curve."""
+    ds = seqlab.datasets.load("tweets")
+    print("| training tweets | order | test accuracy | test macro-F1 | fit seconds |")
+    print("|---|---|---|---|---|")
+    for n in sizes:
+        train = subset(ds.train, n, seed)
+        for order in (1, 2, 3):
+            t0 = time.perf_counter()
+            m: Any = seqlab.build("ngram", task=ds, order=order).fit(train)
+            secs = time.perf_counter() - t0
+            r = m.evaluate(ds.test)
+            print(f"| {len(train)} | {order} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {secs:.1f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["parity", "curve"], default="parity")
+    ap.add_argument("--part", choices=["parity", "curve", "ngram"], default="parity")
     ap.add_argument("--n", type=int, default=8000, help="parity: training examples (0 = all)")
     ap.add_argument("--C", type=float, default=3.0)
     ap.add_argument("--sizes", default="2000,4000,8000,all")
@@ -119,6 +137,8 @@ def main() -> None:
     torch.set_num_threads(1)
     if a.part == "parity":
         parity(a.n or None, a.C, a.seed)
+    elif a.part == "ngram":
+        ngram([None if s == "all" else int(s) for s in a.sizes.split(",")], a.seed)
     else:
         settings = dict(kv.split("=", 1) for kv in a.set)
         curve([None if s == "all" else int(s) for s in a.sizes.split(",")], a.seed, settings)
