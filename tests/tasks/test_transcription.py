@@ -65,9 +65,10 @@ def test_loss_is_the_brute_force_alignment_sum_per_row() -> None:
     assert float(total) == pytest.approx(expected, rel=1e-5) and int(units) == 4
 
 
-def test_subsampling_masks_and_padding_match_single_rows() -> None:
+@pytest.mark.parametrize("kind", ["conv", "stack"])
+def test_subsampling_masks_and_padding_match_single_rows(kind: str) -> None:
     torch.manual_seed(0)
-    fe = AudioFrontend(FeatureConfig(sample_rate=8000, n_mels=20), 0, 8, subsampling=4, channels=4).eval()
+    fe = AudioFrontend(FeatureConfig(sample_rate=8000, n_mels=20), 0, 8, subsampling=4, channels=4, kind=kind).eval()
     lengths = [1000, 2345, 400]
     wave = torch.zeros(3, max(lengths))
     mask = torch.zeros(3, max(lengths), dtype=torch.bool)

@@ -85,6 +85,7 @@ class TranscriptionConfig:
     hop_ms: float = 10.0
     mel_scale: Literal["htk", "slaney"] = "slaney"
     subsampling: int = 2
+    subsampling_kind: Literal["conv", "stack"] = "conv"
     conv_channels: int = 32
     normalize: bool = True
     spec_augment: bool = True
@@ -104,6 +105,8 @@ class TranscriptionConfig:
         if self.subsampling not in (1, 2, 4):
             raise ConfigError(f"subsampling must be 1, 2 or 4, found {self.subsampling}")
         check_at_least(self, 1, "conv_channels")
+        if self.subsampling_kind not in ("conv", "stack"):
+            raise ConfigError(f"subsampling_kind must be conv or stack, found {self.subsampling_kind!r}")
         check_at_least(self, 0, "freq_masks", "freq_width", "time_masks", "time_width")
         if any(f <= 0 for f in self.speed_factors):
             raise ConfigError(f"speed_factors must be > 0, found {self.speed_factors}")
@@ -325,7 +328,7 @@ class TranscriptionTask(Task):
         c = self.config
         features = c.features if self.input_kind != "features" else None
         return AudioFrontend(features, self.n_features, spec.embedding_dim, subsampling=c.subsampling,
-                             channels=c.conv_channels, dropout=spec.dropout, normalise=c.normalize)
+                             channels=c.conv_channels, dropout=spec.dropout, normalise=c.normalize, kind=c.subsampling_kind)
 
     def build_head(self, spec: EndsSpec, dim: int, frontend: nn.Module, encoder: nn.Module) -> Head:
         from seqlab.audio.frontend import CTCHead
