@@ -56,7 +56,8 @@ class ConvSubsampling(nn.Module):
         convs = [nn.Conv2d(1 if i == 0 else channels, channels, 3, stride=2, padding=1) for i in range(n_layers)]
         for conv in convs:  # He initialisation for ReLU layers: the default shrinks activations layer by layer
             nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
-            nn.init.zeros_(conv.bias)
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
         self.convs = nn.ModuleList(convs)
         f = n_features
         for _ in range(n_layers):
