@@ -12,7 +12,7 @@ import pytest
 import seqlab
 from seqlab.compare import compare
 
-TINY_GRU = {"d_model": 16, "char_filters": 0}
+TINY_GRU = {"d_model": 16, "hidden_size": 16, "char_filters": 0}
 
 
 def _table_row(md: str, family: str) -> list[str]:
@@ -85,7 +85,7 @@ def test_classification_compare(tiny_classification, tmp_path: Path) -> None:
     from seqlab.metrics.classification import per_class_f1
 
     res = compare(tiny_classification, ["ngram", "linear", "gru"], budget_steps=10, out=tmp_path, n_boot=100,
-                  settings={"gru": {"d_model": 16}}, probe=False)
+                  settings={"gru": {"d_model": 16, "hidden_size": 16}}, probe=False)
     for row in res["families"]:
         model = seqlab.load(tmp_path / "runs" / row["family"] / "model")
         want = model.evaluate(tiny_classification.test)
