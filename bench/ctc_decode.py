@@ -20,6 +20,11 @@ default /work/peerenvs/pyctcdecode/bin/python, made with
 it calls this same file with ``--as-peer``, which imports neither torch nor seqlab.
 
     OMP_NUM_THREADS=1 python bench/ctc_decode.py [--confuse 0.05] [--n 284]
+
+flashlight-text (the ``bench`` extra; it installs beside numpy 2, so it runs in this process) is
+the second peer, without an LM: its lexicon-free decoder with ``ZeroLM``. With a word LM it
+decodes through a lexicon trie with smeared unigram look-ahead, a different search, so only the
+LM-free search is compared like for like.
 """
 
 from __future__ import annotations
@@ -98,6 +103,31 @@ def peer_main(args: argparse.Namespace) -> None:
     print(json.dumps(out))
 
 
+def flashlight_beam(lps: list[np.ndarray]) -> dict | None:
+    """flashlight-text's lexicon-free CTC beam search without an LM (beam 100, every label,
+    threshold 10, alignments summed), or None when flashlight-text is not installed."""
+    try:
+        from flashlight.lib.text.decoder import (
+            CriterionType,
+            LexiconFreeDecoder,
+            LexiconFreeDecoderOptions,
+            ZeroLM,
+        )
+    except ImportError:
+        return None
+    opts = LexiconFreeDecoderOptions(beam_size=100, beam_size_token=len(LABELS), beam_threshold=10.0, lm_weight=0.0,
+                                     sil_score=0.0, log_add=True, criterion_type=CriterionType.CTC)
+    dec = LexiconFreeDecoder(opts, ZeroLM(), LABELS.index(" "), 0, [])
+    texts = []
+    t0 = time.perf_counter()
+    for lp in lps:
+        e = np.ascontiguousarray(lp, dtype=np.float32)
+        path = [t for t in dec.decode(e.ctypes.data, e.shape[0], e.shape[1])[0].tokens if t >= 0]
+        ids = [c for i, c in enumerate(path) if c != 0 and (i == 0 or c != path[i - 1])]
+        texts.append(" ".join("".join(LABELS[i] for i in ids).split()))
+    return {"texts": texts, "seconds": time.perf_counter() - t0}
+
+
 def wer(ref: list[str], hyp: list[str]) -> float:
     import jiwer
 
@@ -145,6 +175,7 @@ def main() -> None:
             t0 = time.perf_counter()
             hyps = [ctc_beam_search(lp, tokens=LABELS, lm=model, trailing_space_unk=compat)[0][0].text for lp in lps]
             ours[name] = {"texts": hyps, "seconds": time.perf_counter() - t0}
+    fl = flashlight_beam(lps)
     n = len(test)
     print(f"{n} held-out Asterisk prompts, {sum(len(x) for x in lps)} frames, confusion {args.confuse}; "
           f"LM: word 3-gram on {len(train)} other prompts")
@@ -162,6 +193,14 @@ def main() -> None:
         for x, y in zip(a["texts"], b["texts"]):
             if x != y and args.show:
                 print(f"  differs: seqlab {x!r} / pyctcdecode {y!r}", file=sys.stderr)
+    if fl is None:
+        print("flashlight-text is not installed (pip install flashlight-text): its row is skipped")
+    else:
+        a = ours["beam"]
+        same = sum(x == y for x, y in zip(a["texts"], fl["texts"]))
+        print(f"| beam, no LM, vs flashlight-text | {n / a['seconds']:.1f} | {n / fl['seconds']:.1f} (flashlight) | "
+              f"{fl['seconds'] / a['seconds']:.2f} | {same}/{n} = {100 * same / n:.1f}% | {wer(test, a['texts']):.4f} | "
+              f"{wer(test, fl['texts']):.4f} (flashlight) |")
 
 
 if __name__ == "__main__":

@@ -162,3 +162,9 @@ def test_pyctcdecode_end_rule_scores_a_trailing_space_as_an_unknown_word() -> No
     assert plain.text == compat.text == "a"
     assert plain.score == pytest.approx(plain.acoustic + lm_text_score(lm, "a", 0.7, 0.3), abs=1e-9)
     assert compat.score == pytest.approx(compat.acoustic + lm_text_score(lm, "a zzz", 0.7, 0.3), abs=1e-9)
+
+
+def test_a_lexicon_never_empties_the_beam_when_pruning_leaves_only_refused_labels() -> None:
+    lp = peaked([1, 2, 0], p=0.9999)  # frame 1: only "b" survives pruning, and "ab" starts no word
+    hyp = ctc_beam_search(lp, tokens=TOKENS, lexicon={"a", "ba"})[0][0]
+    assert hyp.text == "a"

@@ -141,7 +141,10 @@ def ctc_beam_search(
     :class:`~seqlab.inference.ctc_lm.NGramScorer`), word or character level by ``lm_level``.
     ``hotwords`` get ``hotword_weight`` each; ``lexicon`` restricts the words. ``processes`` > 1
     decodes utterances in that many worker processes (spawned, so it is safe beside threads and
-    in a user's own pool), with the same results. ``trailing_space_unk``: pyctcdecode 0.5's
+    in a user's own pool), with the same results. Where the lexicon refuses every label that
+    survives a frame's pruning, that frame is redone with every label (blank keeps a hypothesis
+    alive), so a lexicon never empties the beam mid-utterance; an utterance whose end leaves no
+    lexicon word complete gets an empty list. ``trailing_space_unk``: pyctcdecode 0.5's
     end-of-utterance rule, for like-for-like comparisons: of the hypotheses that end in the same
     text, the last (worst) one's split into words is kept, and if it ended in a space an unknown
     word is scored after it (with its word bonus). Off by default: no phantom word.
@@ -344,8 +347,8 @@ def beam_search_one(lp: np.ndarray, o: BeamOptions) -> list[Hypothesis]:
             beams = [(*b[:6], b[6] + carry, b[7]) for b in beams]
             carry = 0.0
         new = _extend(beams, cs or [(o.blank, float(lp[t, o.blank]))], t, o)
-        if not new:
-            return []
+        if not new:  # the lexicon refused every surviving label: redo the frame with all of them
+            new = _extend(beams, [(c, float(lp[t, c])) for c in range(lp.shape[1])], t, o)
         if o.lm is None and o.hotwords is None:
             scores = [b[6] for b in new]
         elif o.lm is not None and o.lm.level == "word" and o.hotwords is None:
