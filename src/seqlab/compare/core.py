@@ -26,7 +26,12 @@ import numpy as np
 
 from seqlab.compare.measure import MEMORY_NOTE, measured, raw_inputs, throughput
 from seqlab.compare.records import Records, per_label_scores, record_examples
-from seqlab.compare.stats import bootstrap_values, paired_p_value, percentile_interval, resample_indices
+from seqlab.compare.stats import (
+    bootstrap_values,
+    paired_p_value,
+    percentile_interval,
+    resample_indices,
+)
 from seqlab.compare.sufficient import sufficient_stats
 from seqlab.errors import ConfigError, SeqlabError
 

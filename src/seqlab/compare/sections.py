@@ -30,7 +30,7 @@ def comparison_report(res: dict[str, Any], out: Path) -> Report:
     if res.get("settings"):
         given = "; ".join(f"{k}: " + ", ".join(f"{a}={b!r}" for a, b in v.items()) for k, v in res["settings"].items())
         rep.p(f"Settings given beyond the defaults: {given}.")
-    rep.p(f"Each family's run (model, and metrics.jsonl for neural ones) is under `runs/FAMILY/`.")
+    rep.p("Each family's run (model, and metrics.jsonl for neural ones) is under `runs/FAMILY/`.")
     _metrics_section(rep, res, out)
     _cost_section(rep, res)
     _curves_section(rep, res, out)
