@@ -189,7 +189,7 @@ def compare(
     the data split (a bundled name), resampling, subsets and probe replacements; ``settings``:
     per-family keyword arguments for ``seqlab.build`` (``{"gru": {"d_model": 64}}``), which the
     report lists; ``probe``: draw the sensitivity heatmaps."""
-    from seqlab.compare.render import write_report
+    from seqlab.compare.sections import write_report
     from seqlab.models.registry import get_family
 
     if not models:

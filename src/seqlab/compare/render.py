@@ -18,7 +18,7 @@ from typing import Any
 
 from seqlab.io import atomic_write_bytes
 
-__all__ = ["Block", "Report", "fmt", "write_report"]
+__all__ = ["Block", "Report", "fmt", "write_json"]
 
 
 def fmt(v: Any, digits: int = 4) -> str:
@@ -136,12 +136,3 @@ def write_json(path: Path, results: dict[str, Any]) -> None:
 
     text = json.dumps(json_ready(plain(results)), indent=1, ensure_ascii=False, allow_nan=False)
     atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def write_report(results: dict[str, Any], out: Path) -> None:
-    """Render a comparison's ``results`` (see :func:`seqlab.compare.compare`) under ``out``."""
-    from seqlab.compare.sections import comparison_report
-
-    out.mkdir(parents=True, exist_ok=True)
-    comparison_report(results, out).write(out)
-    write_json(out / "results.json", results)

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from seqlab.compare.figures import save_grouped_bars, save_interval_plot
-from seqlab.compare.render import Report, fmt
+from seqlab.compare.render import Report, fmt, write_json
 
-__all__ = ["comparison_report"]
+__all__ = ["comparison_report", "write_report"]
 
 
 def _ci(r: dict[str, Any], k: str) -> str:
@@ -156,3 +156,10 @@ def _recommendation_section(rep: Report, res: dict[str, Any]) -> None:
         rep.p(line)
     if not all(math.isfinite(x) for x in b["ci"]):
         rep.p("The best row's interval is not finite; the overlap rule is unreliable here.")
+
+
+def write_report(results: dict[str, Any], out: Path) -> None:
+    """Render a comparison's ``results`` (see :func:`seqlab.compare.compare`) under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    comparison_report(results, out).write(out)
+    write_json(out / "results.json", results)

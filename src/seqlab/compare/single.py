@@ -5,7 +5,6 @@ per example) or a per-label table, and the worst-predicted examples (highest NLL
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,8 +20,9 @@ __all__ = ["report_run", "confusion", "worst_examples"]
 
 
 def _run_data(run: Path, split: str) -> tuple[Any, list[Any]]:
-    """The run's model and the examples of ``split`` of its own data, read as in training."""
-    from seqlab.cli import _dataset
+    """The run's model and the examples of ``split`` of its own data, read as in training (the
+    bundled dataset, or the data files with their reader options, by run.json)."""
+    from seqlab.data import datasets
     from seqlab.io import read_json
     from seqlab.models.registry import load
 
@@ -30,12 +30,15 @@ def _run_data(run: Path, split: str) -> tuple[Any, list[Any]]:
     if not (run / "run.json").exists():
         raise SeqlabError(f"{run}: no run.json (a run directory is what `seqlab train --out` wrote)")
     info = read_json(run / "run.json")
-    args = argparse.Namespace(dataset=info["dataset"], seed=info.get("seed", 0), valid=info.get("valid"),
-                              test=info.get("test"), format=info.get("format"))
-    ds = _dataset(args, model.task.name, info.get("reader") or None)
+    name, seed, task = info["dataset"], info.get("seed", 0), model.task.name
+    if Path(name).exists():
+        ds = datasets.load_files(task, name, info.get("valid"), info.get("test"), info.get("format"), seed=seed,
+                                 reader_options=info.get("reader") or None)
+    else:
+        ds = datasets.load(name, seed=seed, task=task)
     examples = list(getattr(ds, split))
     if not examples:
-        raise SeqlabError(f"the {split} split of {info['dataset']} holds no examples")
+        raise SeqlabError(f"the {split} split of {name} holds no examples")
     return model, examples
 
 
