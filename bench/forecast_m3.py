@@ -27,7 +27,9 @@ PUBLISHED = {  # N-BEATS paper (Oreshkin et al. 2020), Table 14; DOTM: Fiorucci 
     "dotm": {"average": 12.90},
 }
 KINDS = ("yearly", "quarterly", "monthly", "other")
-PEER_MODELS = {"theta": "Theta", "dotm": "DynamicOptimizedTheta", "otm": "OptimizedTheta", "naive2": None}
+# seqlab registry name -> statsforecast model (None: no peer row); part B's ets/arima run the same way
+PEER_MODELS = {"theta": "Theta", "dotm": "DynamicOptimizedTheta", "otm": "OptimizedTheta", "naive2": None,
+               "ets": "AutoETS", "arima": "AutoARIMA"}
 
 
 def _smape_mase(y: list[np.ndarray], f: list[np.ndarray], x: list[np.ndarray], m: list[int]) -> tuple[float, float, float]:
