@@ -446,7 +446,7 @@ def _n_smoothing(spec: _Spec) -> int:
 def _fit_spec(y: np.ndarray, m: int, spec: _Spec, max_iter: int) -> tuple[np.ndarray, float] | None:
     """ML estimate of one specification: (theta, lik), or None when no valid start exists."""
     l0, b0, s0 = initial_states(y, m, spec.trend, spec.season)
-    theta0 = _start_params(m, spec.trend, spec.season) + [l0]
+    theta0 = _start_params(m if spec.season != "N" else 1, spec.trend, spec.season) + [l0]
     if spec.trend != "N":
         theta0.append(b0)
     if spec.season != "N":
@@ -459,6 +459,14 @@ def _fit_spec(y: np.ndarray, m: int, spec: _Spec, max_iter: int) -> tuple[np.nda
     idx += [3] if spec.trend == "Ad" else []
     lo[:ns] = LOWER[idx]
     hi[:ns] = UPPER[idx]
+    # the slope weight is capped at 0.2 / m (the starting level weight of a seasonal fit) and the
+    # season's at 1 - alpha_0: without the cap, ML on short series picks beta near 1 and
+    # extrapolates the last change (M3 yearly sMAPE 16.67 uncapped, see bench/README.md);
+    # statsforecast's bounds end up capped alike
+    if spec.trend != "N":
+        hi[1] = min(hi[1], _start_params(m, "N", "N")[0])
+    if spec.season != "N":
+        hi[1 + (spec.trend != "N")] = min(UPPER[2], 1.0 - x0[0])
     e, t, s = spec.codes()
     theta, lik, it = _nelder_mead(x0, lo, hi, y, e, t, s, m, max_iter, 1e-4)
     if lik < _BIG and it < max_iter:  # converged: restart once, a fresh simplex escapes a collapsed one
