@@ -2,8 +2,10 @@
 (upstream recordings 0-4 held out) and with leave-one-speaker-out (train on three speakers, test on
 the fourth, averaged over the four).
 
-Step-budgeted (``--max-steps``), so every machine trains the same model; the wall-clock time of each
-fit is printed beside it. Digit error rate = word error rate over the digit words.
+Step-budgeted (``--max-steps``), so every machine trains the same model; the training time (all
+sessions of a resumed run, one thread) is printed beside it. Digit error rate = word error rate over
+the digit words. Runs checkpoint into ``--run-root``; ``--chunk-seconds 500`` cuts each session
+(the same command resumes it, with identical steps), for machines where a command must be short.
 
     OMP_NUM_THREADS=1 python bench/fsdd_ctc.py --split seen --max-steps 3000
     OMP_NUM_THREADS=1 python bench/fsdd_ctc.py --split loso --max-steps 3000
@@ -19,7 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -58,19 +60,26 @@ def boundary_errors(model: Any, test: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(model_name: str, held_out: str | None, max_steps: int, batch_size: int, lr: float, seed: int,
-        task_options: dict[str, Any]) -> dict[str, Any]:
+        task_options: dict[str, Any], run_root: Path, chunk_seconds: float | None) -> dict[str, Any] | None:
+    """Train (resuming ``run_root/NAME`` when a checkpoint is there) up to ``max_steps``; with
+    ``chunk_seconds`` this session stops after that long and returns None (run the same command again
+    to continue: the resumed run reproduces the same steps). Then the test metrics."""
     ds = seqlab.datasets.load("fsdd_digits", **({"held_out_speaker": held_out} if held_out else {}))
     train = {"max_steps": max_steps, "epochs": 10_000, "batch_size": batch_size, "lr": lr, "patience": None,
-             "progress": False, "seed": seed, "warmup_steps": min(200, max_steps // 10)}
+             "progress": False, "seed": seed, "warmup_steps": min(200, max_steps // 10), "max_time": chunk_seconds}
     model = seqlab.build(model_name, task=ds, task_options=task_options, train=train,
                          **{**MODELS.get(model_name, {}), "seed": seed})
-    start = time.perf_counter()
-    model.fit(ds.train)
-    seconds = time.perf_counter() - start
+    out = run_root / f"{model_name}-{held_out or 'seen'}-{max_steps}"
+    model.fit(ds.train, run_dir=out)
+    result = model.result_
+    if result.steps < max_steps:
+        print(f"[bench] {out}: step {result.steps} of {max_steps} after {result.train_time:.0f} s; run again to continue",
+              file=sys.stderr)
+        return None
     test = model.evaluate(ds.test)
     bound = boundary_errors(model, ds.test)
     return {"model": model_name, "held_out": held_out or "(seen speakers)", "steps": max_steps,
-            "parameters": sum(p.numel() for p in model.module.parameters()), "train_s": round(seconds, 1),
+            "parameters": sum(p.numel() for p in model.module.parameters()), "train_s": round(result.train_time, 1),
             "test_utterances": len(ds.test), "test_digits": sum(len(e["text"].split()) for e in ds.test),
             "digit_error": round(100 * test["wer"], 2), **bound, "metrics": {k: round(v, 4) for k, v in test.items()}}
 
@@ -86,13 +95,19 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--speed-perturb", action="store_true", help="train with speed factors 0.9, 1.0, 1.1")
+    p.add_argument("--run-root", default="runs/bench/fsdd_ctc", help="where the runs (and their checkpoints) go")
+    p.add_argument("--chunk-seconds", type=float, default=None,
+                   help="stop each session after this long; the same command then continues (shared machines)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     opts: dict[str, Any] = {"speed_factors": (0.9, 1.0, 1.1)} if args.speed_perturb else {}
     rows = []
     held = ([None] if args.split in ("seen", "both") else []) + (args.speakers if args.split in ("loso", "both") else [])
     for h in held:
-        row = run(args.model, h, args.max_steps, args.batch_size, args.lr, args.seed, opts)
+        row = run(args.model, h, args.max_steps, args.batch_size, args.lr, args.seed, opts, Path(args.run_root),
+                  args.chunk_seconds)
+        if row is None:
+            break
         rows.append(row)
         print(json.dumps(row), flush=True)
     print("\n| model | test set | steps | params | train s (1 thread) | digits | digit error % "
