@@ -123,21 +123,22 @@ def main() -> None:
     ap.add_argument("--freq", default="yearly,quarterly,monthly,other")
     ap.add_argument("--methods", default="ets,arima")
     ap.add_argument("--limit", type=int, default=0, help="first N series of each frequency (0 = all)")
-    ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--sides", default="seqlab,statsforecast", help="which side(s) to run")
     args = ap.parse_args()
     print("| method | M3 part | series | side | sMAPE | MASE | cover 80 | cover 95 | seconds |")
     print("|---|---|---|---|---|---|---|---|---|")
     for method in args.methods.split(","):
         for freq in args.freq.split(","):
             series = load_m3(freq, args.limit)
-            rows = {"seqlab": score(series, run_seqlab(series, method))}
-            peer = None if args.no_peer else run_peer(series, method)
+            sides = args.sides.split(",")
+            rows = {"seqlab": score(series, run_seqlab(series, method))} if "seqlab" in sides else {}
+            peer = run_peer(series, method) if "statsforecast" in sides else None
             if peer is not None:
                 rows["statsforecast"] = score(series, peer)
             for side, r in rows.items():
                 print(f"| {method} | {freq} | {len(series)} | {side} | {r['smape']:.3f} | {r['mase']:.3f} | "
                       f"{r['cov80']:.1f} | {r['cov95']:.1f} | {r['seconds']:.1f} |", flush=True)
-            if "statsforecast" in rows:
+            if "statsforecast" in rows and "seqlab" in rows:
                 a, b = rows["seqlab"], rows["statsforecast"]
                 print(f"| {method} | {freq} | ratio seqlab/sf | | {a['smape'] / b['smape']:.4f} | "
                       f"{a['mase'] / b['mase']:.4f} | | | {a['seconds'] / b['seconds']:.2f} |", flush=True)
