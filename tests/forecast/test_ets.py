@@ -158,6 +158,12 @@ def test_contract_and_round_trip() -> None:
     assert ETSFit is type(fit) and isinstance(fit.spec, _Spec)
 
 
+def test_constant_series_forecasts_itself() -> None:
+    fc = ETS().fit(np.full(30, 4.0), 12).forecast(5, (95,))
+    np.testing.assert_array_equal(fc.mean, 4.0)
+    np.testing.assert_array_equal(fc.intervals[95.0][0], 4.0)
+
+
 def test_errors() -> None:
     with pytest.raises(ConfigError, match="trend"):
         ETS(trend="M")

@@ -647,6 +647,8 @@ class _ETSMethod:
             raise ConfigError(f"{self.name} uses no covariates; x must be None")
         error, trend, season, damped, max_iter, n_paths, seed = self._setup()
         y = np.ascontiguousarray(check_series(y), dtype=np.float64)
+        if np.ptp(y) == 0:  # a constant series has no likelihood optimum: it forecasts itself
+            return ETSFit(y, m, _Spec("A", "N", "N"), np.array([1e-4, y[0]]), n_paths, seed)
         best: tuple[float, _Spec, np.ndarray] | None = None
         cands = _candidates(y, m, error, trend, season, damped)
         for spec in cands:
