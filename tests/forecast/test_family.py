@@ -152,3 +152,31 @@ def test_a_local_dask_cluster_gives_the_serial_estimates() -> None:
         spread = seqlab.build("theta", task="forecasting", task_options=opts, intervals="none", n_jobs=2,
                               backend="dask").fit(train)
     assert spread.params_ == serial.params_
+
+
+def test_panel_conformal_by_hand_and_saved() -> None:
+    """Naive on lines y = c t: the error at step j is c j and the MASE scale c, so every scaled
+    score at step j is j, and a new line of slope c gets mean +- c j at any level."""
+    train = [{"id": f"s{i}", "y": list(c * np.arange(20.0))} for i, c in enumerate([1.0, 2.0, 5.0])]
+    model = seqlab.build("naive", task="forecasting", task_options={"horizon": 3}, intervals="panel").fit(train)
+    np.testing.assert_allclose(model.panel_scores_, np.tile([1.0, 2.0, 3.0], (15, 1)))
+    (fc,) = model.forecast([list(3.0 * np.arange(10.0))], levels=(90,))
+    np.testing.assert_allclose(fc.intervals[90.0][1] - fc.mean, [3.0, 6.0, 9.0])
+
+
+def test_panel_conformal_covers_about_its_level_on_short_random_walks(tmp_path: Path) -> None:
+    """Short random walks (30 values, 3 origins each: too few alone) of many scales: pooled over
+    300 training series, the 80% interval of new series covers about 80% (band +-5 points)."""
+    rng = np.random.default_rng(1)
+
+    def walks(n: int) -> list[dict]:
+        return [{"y": list(rng.uniform(0.5, 20) * rng.normal(size=30).cumsum() + 100)} for _ in range(n)]
+
+    model = seqlab.build("naive", task="forecasting", task_options={"horizon": 2}, intervals="panel").fit(walks(300))
+    test = walks(300)
+    fcs = model.forecast([ex["y"][:-2] for ex in test], levels=(80,))
+    hits = [(fc.intervals[80.0][0] <= ex["y"][-2:]) & (ex["y"][-2:] <= fc.intervals[80.0][1]) for fc, ex in zip(fcs, test)]
+    assert 0.75 <= float(np.mean(hits)) <= 0.85
+    model.save(tmp_path / "m")
+    again = seqlab.load(tmp_path / "m")
+    assert again.panel_scores_.tobytes() == model.panel_scores_.tobytes()

@@ -8,6 +8,11 @@ the whole series. Fewer windows are used when the series is too short for all of
 least one is needed). With K windows the quantile is only as fine as K scores allow: K >= 20
 gives 95% intervals their meaning (Stankeviciute et al. 2021 for the per-step form; statsforecast
 calls it ConformalIntervals).
+
+Short series cannot supply that many origins, so :func:`scaled_scores` and
+:func:`panel_intervals` pool them over a panel instead: each series' errors are divided by its
+MASE scale, the step-j quantile is taken over every series and origin, and a series' interval
+is that quantile times its own scale (exchangeability across series instead of across time).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import numpy as np
 from seqlab.errors import ConfigError, DataError
 from seqlab.forecast.local import Forecast, LocalFit, LocalMethod, check_series
 
-__all__ = ["Conformal", "ConformalFit", "rolling_scores"]
+__all__ = ["Conformal", "ConformalFit", "rolling_scores", "scaled_scores", "panel_intervals"]
 
 
 def rolling_scores(method: LocalMethod, y: np.ndarray, m: int, h: int, windows: int, min_train: int = 3) -> np.ndarray:
@@ -90,3 +95,38 @@ class Conformal:
         arr = check_series(y, where=f"{self.name}: series")
         scores = np.asarray(params["scores"], dtype=np.float64)
         return ConformalFit(self.method.from_params(arr, m, params["base"]), scores)
+
+
+# --------------------------------------------------------------------------- pooled over a panel
+
+
+def scaled_scores(method: LocalMethod, y: np.ndarray, m: int, h: int, windows: int) -> np.ndarray:
+    """One series' rolling-origin absolute errors (K, h), each divided by the series' in-sample
+    seasonal-naive MAE (the MASE scale), so series of any size pool; (0, h) when the series is
+    too short for one origin or flat."""
+    from seqlab.metrics.forecasting import seasonal_scale
+
+    scale = seasonal_scale(y, m)
+    if not np.isfinite(scale) or scale <= 0 or (len(y) - 3) // h < 1:
+        return np.zeros((0, h))
+    return rolling_scores(method, y, m, h, windows) / scale
+
+
+def panel_intervals(mean: np.ndarray, y: np.ndarray, m: int, scores: np.ndarray,
+                    levels: Sequence[float]) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """``mean +- q_j * scale(y)``: q_j the L% quantile of the panel's scaled scores at step j
+    (``scores`` (N, h) pooled over every training series and origin)."""
+    from seqlab.metrics.forecasting import seasonal_scale
+
+    h = len(mean)
+    if h > scores.shape[1]:
+        raise ConfigError(f"conformal intervals were calibrated for h <= {scores.shape[1]}, asked for {h}")
+    if not len(scores):
+        raise ConfigError("no training series was long enough to calibrate panel conformal intervals")
+    scale = seasonal_scale(y, m)
+    scale = scale if np.isfinite(scale) else 0.0
+    out = {}
+    for level in levels:
+        q = np.quantile(scores[:, :h], float(level) / 100.0, axis=0) * scale  # (h,)
+        out[float(level)] = (mean - q, mean + q)
+    return out

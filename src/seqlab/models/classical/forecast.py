@@ -10,14 +10,16 @@ of a series whose history is the one fitted, and fit the method afresh to any ot
 (a local model's forecast is a function of the history it is given).
 
 Intervals (``intervals="auto"``): model-based where the method has them, else conformal from
-rolling-origin residuals (:mod:`seqlab.forecast.conformal`, ``conformal_windows`` origins);
-"model", "conformal" or "none" force a choice. Covariates: only known-future ones, and only for
+rolling-origin residuals pooled over the training panel ("panel": each series' errors at
+``conformal_windows`` origins scaled by its MASE scale, one quantile per step for all series;
+:mod:`seqlab.forecast.conformal`); "model", "conformal" (per series, from its own origins only),
+"panel" or "none" force a choice. Covariates: only known-future ones, and only for
 a method that uses them (``uses_covariates``); any other is refused, naming the role.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -25,7 +27,7 @@ import numpy as np
 import torch
 
 from seqlab.errors import ConfigError, MissingDependencyError
-from seqlab.forecast.conformal import Conformal
+from seqlab.forecast.conformal import Conformal, panel_intervals, scaled_scores
 from seqlab.forecast.local import Forecast, LocalMethod
 from seqlab.forecast.methods import load_method
 from seqlab.models.classical.base import ClassicalModel
@@ -43,7 +45,7 @@ class ForecastConfig:
     options: dict[str, Any] = field(default_factory=dict)
     n_jobs: int = 1
     backend: Literal["loky", "threading", "dask"] = "loky"
-    intervals: Literal["auto", "model", "conformal", "none"] = "auto"
+    intervals: Literal["auto", "model", "conformal", "panel", "none"] = "auto"
     conformal_windows: int = 5
 
     def __post_init__(self) -> None:
@@ -51,8 +53,8 @@ class ForecastConfig:
             raise ConfigError(f"method must be 'module:Class', found {self.method!r}")
         if self.n_jobs == 0:
             raise ConfigError("n_jobs must be a positive count or negative (joblib: -1 = all cores), not 0")
-        if self.intervals not in ("auto", "model", "conformal", "none"):
-            raise ConfigError(f"intervals must be auto, model, conformal or none, found {self.intervals!r}")
+        if self.intervals not in ("auto", "model", "conformal", "panel", "none"):
+            raise ConfigError(f"intervals must be auto, model, conformal, panel or none, found {self.intervals!r}")
         if self.conformal_windows < 1:
             raise ConfigError(f"conformal_windows must be >= 1, found {self.conformal_windows}")
 
@@ -61,17 +63,22 @@ def _fit_one(method: LocalMethod, y: np.ndarray, m: int, x: np.ndarray | None) -
     return method.fit(y, m, x).params()
 
 
-def fit_panel(method: LocalMethod, series: Sequence[tuple[np.ndarray, int, np.ndarray | None]], n_jobs: int = 1,
-              backend: str = "loky") -> list[dict[str, Any]]:
-    """Each series' estimates, fitted in parallel by joblib (serially when n_jobs = 1)."""
-    if n_jobs == 1 or len(series) < 2:
-        return [_fit_one(method, y, m, x) for y, m, x in series]
+def _parallel(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], n_jobs: int, backend: str) -> list[Any]:
+    """``[fn(*args) for args in calls]``, by joblib's workers unless n_jobs = 1."""
+    if n_jobs == 1 or len(calls) < 2:
+        return [fn(*args) for args in calls]
     try:
         from joblib import Parallel, delayed, parallel_config
     except ImportError:
         raise MissingDependencyError("parallel fitting (n_jobs != 1) needs joblib: pip install joblib") from None
     with parallel_config(backend=backend, n_jobs=n_jobs):
-        return list(Parallel()(delayed(_fit_one)(method, y, m, x) for y, m, x in series))
+        return list(Parallel()(delayed(fn)(*args) for args in calls))
+
+
+def fit_panel(method: LocalMethod, series: Sequence[tuple[np.ndarray, int, np.ndarray | None]], n_jobs: int = 1,
+              backend: str = "loky") -> list[dict[str, Any]]:
+    """Each series' estimates, fitted in parallel by joblib (serially when n_jobs = 1)."""
+    return _parallel(_fit_one, [(method, y, m, x) for y, m, x in series], n_jobs, backend)
 
 
 class ForecastModel(ClassicalModel):
@@ -84,7 +91,8 @@ class ForecastModel(ClassicalModel):
         base = load_method(config.method, config.options)
         if config.intervals == "model" and not base.has_intervals:
             raise ConfigError(f"{family} has no model-based intervals; use intervals='conformal' or 'auto'")
-        conformal = config.intervals == "conformal" or (config.intervals == "auto" and not base.has_intervals)
+        conformal = config.intervals == "conformal"
+        self.panel = config.intervals == "panel" or (config.intervals == "auto" and not base.has_intervals)
         # Conformal has LocalMethod's members (its name is built from the wrapped method's, so an
         # instance property rather than the protocol's ClassVar): cast, not converted
         self.method: LocalMethod = cast(LocalMethod, Conformal(base, task.h, config.conformal_windows)) if conformal else base
@@ -93,6 +101,7 @@ class ForecastModel(ClassicalModel):
         self.histories_: list[np.ndarray] = []
         self.ms_: list[int] = []
         self.params_: list[dict[str, Any]] = []
+        self.panel_scores_ = np.zeros((0, task.h))  # (N, h) scaled rolling-origin errors ("panel")
 
     # --- covariates -------------------------------------------------------------------------
     def _x(self, s: Series, n: int, h: int = 0) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -116,6 +125,10 @@ class ForecastModel(ClassicalModel):
         self.ids_ = [s.id for s in series]
         self.histories_ = [s.y for s in series]
         self.ms_ = [s.m for s in series]
+        if self.panel:
+            per_series = _parallel(scaled_scores, [(self.method, s.y, s.m, self.task.h, self.config.conformal_windows)
+                                                   for s in series], self.config.n_jobs, self.config.backend)
+            self.panel_scores_ = np.concatenate([np.zeros((0, self.task.h)), *per_series])
         return None
 
     def _forecasts(self, series: Sequence[Series], levels: Sequence[float]) -> list[Forecast]:
@@ -130,7 +143,12 @@ class ForecastModel(ClassicalModel):
         for i, s in enumerate(series):
             p = params[i] if i in params else self.params_[known[s.id]]
             x, x_future = self._x(s, len(s.y), h)
-            out.append(self.method.from_params(s.y, s.m, p, x).forecast(h, levels, x_future))
+            fit = self.method.from_params(s.y, s.m, p, x)
+            if self.panel:
+                fc = fit.forecast(h, (), x_future)
+                out.append(Forecast(fc.mean, panel_intervals(fc.mean, s.y, s.m, self.panel_scores_, levels)))
+            else:
+                out.append(fit.forecast(h, levels, x_future))
         return out
 
     def _stored(self, known: dict[str, int], s: Series) -> bool:
@@ -168,7 +186,8 @@ class ForecastModel(ClassicalModel):
         lengths = [len(y) for y in self.histories_]
         values = np.concatenate(self.histories_) if self.histories_ else np.zeros(0)
         tensors = {"history": torch.from_numpy(values.astype(np.float64)),  # all series end to end
-                   "lengths": torch.tensor(lengths, dtype=torch.int64)}
+                   "lengths": torch.tensor(lengths, dtype=torch.int64),
+                   "panel_scores": torch.from_numpy(self.panel_scores_.astype(np.float64))}
         return tensors, {"ids": self.ids_, "m": self.ms_, "params": self.params_}
 
     def _set_state(self, tensors: dict[str, torch.Tensor], extra: dict[str, Any]) -> None:
@@ -178,3 +197,5 @@ class ForecastModel(ClassicalModel):
         self.ids_ = [str(v) for v in extra["ids"]]
         self.ms_ = [int(v) for v in extra["m"]]
         self.params_ = list(extra["params"])
+        if "panel_scores" in tensors:
+            self.panel_scores_ = tensors["panel_scores"].numpy().astype(np.float64)
