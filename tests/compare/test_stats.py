@@ -31,7 +31,7 @@ def test_interval_equals_brute_force_recomputation(hmm_records, tiny_labeling) -
     """Each resample scored by the model's own evaluate on the resampled example list; the interval
     is the 2.5% / 97.5% quantile of those values, by both the fast path and the task's code."""
     model, rec = hmm_records
-    idx = resample_indices(len(tiny_labeling.test), 40, seed=3)
+    idx = resample_indices(len(tiny_labeling.test), 25, seed=3)
     brute = {k: np.array([model.evaluate([tiny_labeling.test[i] for i in row])[k] for row in idx])
              for k in ("f1", "token_accuracy", "loss")}
     fast, method = bootstrap_all(rec, list(brute), idx)

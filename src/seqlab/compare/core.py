@@ -19,12 +19,13 @@ import math
 import random
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from seqlab.compare.measure import MEMORY_NOTE, measured, raw_inputs, throughput
+from seqlab.compare.measure import MEMORY_NOTE, Cost, measured, raw_inputs, throughput
 from seqlab.compare.records import Records, per_label_scores, record_examples
 from seqlab.compare.stats import (
     bootstrap_values,
@@ -68,10 +69,13 @@ def _load(dataset: Any, task: str | None, seed: int) -> Any:
 
 
 def _fit_one(name: str, ds: Any, train: Sequence[Any], budget_steps: int | None, run_dir: Path | None,
-             settings: Mapping[str, Any] | None = None) -> tuple[Any, Any]:
+             settings: Mapping[str, Any] | None = None, resume: bool = False,
+             key: Mapping[str, Any] | None = None) -> tuple[Any, Cost]:
     """Build family ``name`` with its defaults (and the user's ``settings`` for it, as ``build``
     takes them) and fit it; returns (model, cost). A neural family trains without a progress bar,
-    for at most ``budget_steps`` optimizer steps when given."""
+    for at most ``budget_steps`` optimizer steps when given, logging to ``run_dir`` (resuming its
+    checkpoint when ``resume``). Interrupted (Ctrl-C, ``timeout -s INT``), the time spent so far is
+    kept in ``run_dir/compare.json`` under ``key`` for the run that resumes it."""
     from seqlab import build
     from seqlab.models.registry import get_family
 
@@ -83,9 +87,51 @@ def _fit_one(name: str, ds: Any, train: Sequence[Any], budget_steps: int | None,
             train_cfg["max_steps"] = budget_steps
         kwargs["train"] = train_cfg
     model = build(name, task=ds, **kwargs)
-    with measured() as cost:
-        model.fit(train, valid=ds.valid or None, run_dir=run_dir if neural else None, resume=False)
+    try:
+        with measured() as cost:
+            model.fit(train, valid=ds.valid or None, run_dir=run_dir if neural else None, resume=resume and neural)
+    except KeyboardInterrupt:
+        if neural and run_dir is not None:
+            _write_state(run_dir, {"key": dict(key or {}), "done": False, "cost": asdict(cost)})
+        raise
     return model, cost
+
+
+def _write_state(run_dir: Path, state: dict[str, Any]) -> None:
+    from seqlab.io import write_json
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "compare.json", state)
+
+
+def _fit_or_reuse(name: str, ds: Any, budget_steps: int | None, run_dir: Path, settings: Mapping[str, Any] | None,
+                  seed: int) -> tuple[Any, Cost, dict[str, Any]]:
+    """A family fitted by an earlier run of the same comparison (same data, seed, budget and
+    settings; recorded in ``run_dir/compare.json``) is loaded with its recorded cost; a neural run
+    cut short resumes from its checkpoint, its earlier time added; anything else is fitted afresh."""
+    from seqlab import load
+    from seqlab.io import read_json
+
+    key = {"dataset": ds.name, "n_train": len(ds.train), "n_test": len(ds.test), "seed": seed,
+           "budget_steps": budget_steps, "settings": dict(settings or {})}
+    state = read_json(run_dir / "compare.json") if (run_dir / "compare.json").exists() else {}
+    same = state.get("key") == json.loads(json.dumps(key))
+    if same and state.get("done") and (run_dir / "model" / "config.json").exists():
+        print(f"[seqlab] compare: {name} was fitted by an earlier run of this comparison; reusing {run_dir / 'model'}",
+              file=sys.stderr)
+        return load(run_dir / "model"), Cost(**state["cost"]), state.get("trained", {})
+    earlier = Cost(**state["cost"]) if same and not state.get("done") else Cost()
+    resume = same and earlier.seconds > 0
+    if resume:
+        print(f"[seqlab] compare: resuming {name} ({earlier.seconds:.0f} s spent before)", file=sys.stderr)
+    model, cost = _fit_one(name, ds, ds.train, budget_steps, run_dir, settings, resume=resume, key=key)
+    cost = Cost(cost.seconds + earlier.seconds, cost.cpu_seconds + earlier.cpu_seconds,
+                max((c for c in (cost.peak_bytes, earlier.peak_bytes) if c is not None), default=None))
+    result = getattr(model, "result_", None)
+    trained = {"steps": getattr(result, "steps", None), "stopped_by": getattr(result, "stopped_by", None)}
+    model.save(run_dir / "model")  # `seqlab report out/runs/NAME` renders it; `seqlab evaluate` scores it
+    _write_state(run_dir, {"key": key, "done": True, "cost": asdict(cost), "trained": trained})
+    return model, cost, trained
 
 
 def _steps_curve(run_dir: Path, metric: str) -> list[list[float]]:
@@ -164,12 +210,11 @@ def _family_row(name: str, model: Any, cost: Any, records: Records, metrics: dic
                 ds: Any, run_dir: Path | None) -> dict[str, Any]:
     """Everything measured of one family except what needs the other families."""
     speed, why = throughput(model, ds.test)
-    result = getattr(model, "result_", None)
     return {
         "family": name, "kind": model.kind, "metrics": metrics, "parameters": int(model.n_parameters),
-        "train_seconds": cost.seconds, "peak_memory_mb": None if cost.peak_bytes is None else cost.peak_bytes / 2**20,
+        "train_seconds": cost.seconds, "train_cpu_seconds": cost.cpu_seconds,
+        "peak_memory_mb": None if cost.peak_bytes is None else cost.peak_bytes / 2**20,
         "predict_examples_per_s": speed, "predict_note": why,
-        "steps": getattr(result, "steps", None), "stopped_by": getattr(result, "stopped_by", None),
         "curve_steps": _steps_curve(run_dir, model.task.main_metric) if run_dir is not None else [],
         "per_label": per_label_scores(records),
     }
@@ -206,12 +251,12 @@ def compare(
     for name in models:
         print(f"[seqlab] compare: fitting {name} on {len(ds.train):,} examples", file=sys.stderr)
         run_dir = out / "runs" / name
-        model, cost = _fit_one(name, ds, ds.train, budget_steps, run_dir, (settings or {}).get(name))
-        model.save(run_dir / "model")  # `seqlab report out/runs/NAME` renders it; `seqlab evaluate` scores it
+        model, cost, trained = _fit_or_reuse(name, ds, budget_steps, run_dir, (settings or {}).get(name), seed)
         metrics = model.evaluate(ds.test)
         records[name] = record_examples(model, ds.test)
         fitted[name] = model
         rows.append(_family_row(name, model, cost, records[name], metrics, ds, run_dir if model.kind == "neural" else None))
+        rows[-1].update(trained)
     task_obj = next(iter(fitted.values())).task
     results = _summarise(ds, task_obj, rows, records, n_boot, seed)
     results.update(budget_steps=budget_steps, seed=seed, memory_note=MEMORY_NOTE,

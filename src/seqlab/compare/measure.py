@@ -34,9 +34,12 @@ def rss_bytes() -> int | None:
 
 @dataclass
 class Cost:
-    """What :func:`measured` fills in: seconds and peak RSS growth (bytes, None if unknown)."""
+    """What :func:`measured` fills in: wall seconds, CPU seconds of the process (all its threads;
+    less sensitive than wall time to other programs sharing the machine) and peak RSS growth
+    (bytes, None if unknown)."""
 
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     peak_bytes: int | None = None
 
 
@@ -56,11 +59,12 @@ def measured(interval: float = 0.01) -> Iterator[Cost]:
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         yield cost
     finally:
         cost.seconds = time.perf_counter() - t0
+        cost.cpu_seconds = time.process_time() - c0
         stop.set()
         thread.join()
         end = rss_bytes()

@@ -55,11 +55,13 @@ def _metrics_section(rep: Report, res: dict[str, Any], out: Path) -> None:
 
 def _cost_section(rep: Report, res: dict[str, Any]) -> None:
     rep.h2("Cost")
-    rep.table(["family", "kind", "parameters", "train s", "steps", "stopped by", "predict ex/s", "peak memory MB"],
-              [[r["family"], r["kind"], r["parameters"], r["train_seconds"], r["steps"], r["stopped_by"],
-                r["predict_examples_per_s"], r["peak_memory_mb"]] for r in res["families"]])
+    rep.table(["family", "kind", "parameters", "train s", "train CPU s", "steps", "stopped by", "predict ex/s",
+               "peak memory MB"],
+              [[r["family"], r["kind"], r["parameters"], r["train_seconds"], r["train_cpu_seconds"], r["steps"],
+                r["stopped_by"], r["predict_examples_per_s"], r["peak_memory_mb"]] for r in res["families"]])
     notes = [f"{r['family']}: {r['predict_note']}" for r in res["families"] if r.get("predict_note")]
-    rep.p(f"Training time is the wall time of `fit`; throughput is `predict` over all {res['n_test']:,} test inputs "
+    rep.p(f"Training time is the wall time of `fit` (CPU s: the process's CPU time, which other programs on the "
+          f"machine disturb less; a run resumed by re-running the comparison adds its sessions); throughput is `predict` over all {res['n_test']:,} test inputs "
           f"in one call; memory is the {res['memory_note']}." + (" " + "; ".join(notes) if notes else ""))
 
 
