@@ -52,7 +52,7 @@ def test_document_ngrams_by_hand() -> None:
 @pytest.mark.parametrize("normalize", [False, True])
 def test_featurizer_matches_a_brute_force_count(tf: str, normalize: bool) -> None:
     docs = [["a", "b", "a"], ["b", "c"], ["a", "a", "a", "d"], []]
-    c = NgramFeatureConfig(word_ngrams=(1, 2), char_ngrams=(1, 2), tf=tf, normalize=normalize)  # type: ignore[arg-type]
+    c = NgramFeatureConfig(word_ngrams=(1, 2), char_ngrams=(1, 2), tf=tf, normalize=normalize, min_count=1)  # type: ignore[arg-type]
     f = NgramFeaturizer(c).fit(docs[:3])
     X = f.transform(docs).toarray()
     names = f.names()
@@ -70,6 +70,8 @@ def test_min_count_and_hashing() -> None:
     docs = [["a", "b"], ["a"], ["c"]]
     f = NgramFeaturizer(NgramFeatureConfig(word_ngrams=(1, 1), char_ngrams=(), min_count=2)).fit(docs)
     assert f.names() == ["w:a"]
+    assert NgramFeaturizer(NgramFeatureConfig(word_ngrams=(1, 1), char_ngrams=())).fit(docs).names() == ["w:a"]  # default 2
+    assert NgramFeaturizer(NgramFeatureConfig(word_ngrams=(1, 1), char_ngrams=(), min_count=1)).fit(docs).names() == ["w:a", "w:b", "w:c"]
     h = NgramFeaturizer(NgramFeatureConfig(word_ngrams=(1, 1), char_ngrams=(), n_buckets=7, normalize=False)).fit(docs)
     X = h.transform([["a", "b", "a"]]).toarray()[0]
     want = np.zeros(7)
