@@ -11,11 +11,14 @@ first two states and ends in one of the last two. Written as the chain's ``emiss
 Viterbi is the forced alignment and its log-partition is ``-ctc_loss`` (the tests pin both to
 brute-force enumeration and to ``torch.nn.functional.ctc_loss``).
 
-Memory. One Viterbi call keeps (T, S) forward scores. With ``chunk=C`` the alignment is
-checkpointed instead: a first pass keeps only the max-semiring forward vector at every C-th
-frame, then the chunks are solved last to first, each a chain Viterbi started from its
-checkpoint and ended at the state where the later chunk began. That keeps (T/C + C) * S scores
-(C = sqrt(T) gives 2 sqrt(T) S), linear in the frames, for twice the time. The chain's dense
+Memory. One Viterbi call keeps the (T, S) emissions and (T, S) forward scores. With ``chunk=C``
+the alignment is checkpointed instead: emissions are gathered a chunk at a time, a first pass
+keeps only the max-semiring forward vector at every C-th frame, then the chunks are solved last
+to first, each a chain Viterbi started from its checkpoint and ended at the state where the
+later chunk began. Beyond the (T, V) input that keeps (T/C + C) * S scores (C = sqrt(T):
+2 sqrt(T) S). It is slower: the checkpoint pass is the per-step torch recursion
+(:func:`~seqlab.inference.semiring.alphas`), not the compiled one-pass kernel (about 15x at
+S = 401; ``bench/ctc_align.py``). The chain's dense
 (S, S) transition matrix stays: S^2 scores, which bounds the transcript length per call (about
 2,000 labels in 130 MB of float64), not the audio length.
 """
@@ -102,38 +105,62 @@ def ctc_align(log_probs: Any, targets: Sequence[int], blank: int = 0, chunk: int
     per checkpointed piece (see the module docstring), None: one pass. Raises a DataError when
     the transcript cannot fit the frames."""
     lp = torch.as_tensor(log_probs).detach().cpu()
-    e, tr, st, en, ext = ctc_topology(lp, targets, blank)
-    T = e.shape[1]
+    T = lp.shape[0] if lp.dim() == 2 else 0
+    if chunk is not None and chunk < 1:
+        raise DataError(None, None, "chunk >= 1", str(chunk))
     if chunk is None or chunk >= T:
-        states, score = viterbi(e, tr, st, en, torch.ones(1, T, dtype=torch.bool))
+        e, tr, st, en, ext = ctc_topology(lp, targets, blank)
+        states, score = _viterbi(e, tr, st, en)
         path, best = states[0], float(score[0])
     else:
-        if chunk < 1:
-            raise DataError(None, None, "chunk >= 1", str(chunk))
-        path, best = _checkpointed(e[0], tr, st, en, chunk)
+        _, tr, st, en, ext = ctc_topology(lp[:0], targets, blank)  # the chain alone; emissions per chunk
+        path, best = _checkpointed(lp, ext, tr, st, en, chunk)
     if not math.isfinite(best) or T == 0 and len(targets):
         need = len(targets) + sum(a == b for a, b in zip(targets, list(targets)[1:]))
         raise DataError(None, None, f"at least {need} frames for {len(targets)} labels", f"{T} frames")
     return Alignment(path, ext[path], best, list(targets))
 
 
-def _checkpointed(e: Tensor, tr: Tensor, st: Tensor, en: Tensor, C: int) -> tuple[Tensor, float]:
-    """Viterbi over (T, S) emissions keeping (T/C + C, S) scores: checkpoints, then chunks last to first."""
-    T, S = e.shape
+_PIECE = 8
+
+
+def _viterbi(e: Tensor, tr: Tensor, st: Tensor, en: Tensor) -> tuple[Tensor, Tensor]:
+    """chain.viterbi on one (1, T, S) piece, keeping torch's thread count: the compiled CPU
+    kernel's OpenMP runtime resets it (to numba's thread count), which made the torch steps
+    between pieces up to 100x slower on a busy machine (measured)."""
+    n = torch.get_num_threads()
+    try:
+        return viterbi(e, tr, st, en, torch.ones(1, e.shape[1], dtype=torch.bool))
+    finally:
+        torch.set_num_threads(n)
+
+
+def _checkpointed(lp: Tensor, ext: Tensor, tr: Tensor, st: Tensor, en: Tensor, C: int) -> tuple[Tensor, float]:
+    """Viterbi over the (T, S) emissions ``lp[:, ext]``, built a chunk at a time, keeping
+    (T/C + C, S) scores: checkpoints, then chunks last to first."""
+    T = lp.shape[0]
+
+    def emissions(a: int, b: int) -> Tensor:
+        return lp[a:b, ext].unsqueeze(0)  # (1, b - a, S)
+
     bounds = list(range(0, T, C))
-    starts = []  # start scores of each chunk (S,)
+    starts = st.new_empty(len(bounds), st.shape[0])  # (T/C, S) start scores of each chunk, allocated once
     s = st
-    for a in bounds:
-        b = min(a + C, T)
-        starts.append(s)
-        last = alphas(MaxSemiring, e[a:b].unsqueeze(0), tr, s, torch.ones(1, b - a, dtype=torch.bool))[0, -1]  # (S,)
-        s = torch.amax(last.unsqueeze(-1) + tr, dim=0)  # (S,) best score of entering each state at b
+    for k, a in enumerate(bounds):
+        starts[k] = s
+        # the forward in pieces of _PIECE frames, the checkpoints in one preallocated tensor: kept
+        # small tensors between the steps' (S, S) temporaries fragment the heap, and glibc then
+        # cannot reuse or return them (measured: +165 MB peak at T=20,000, S=401 without this)
+        for a2 in range(a, min(a + C, T), _PIECE):
+            b2 = min(a2 + _PIECE, a + C, T)
+            last = alphas(MaxSemiring, emissions(a2, b2), tr, s, torch.ones(1, b2 - a2, dtype=torch.bool))[0, -1]  # (S,)
+            s = torch.amax(last.unsqueeze(-1) + tr, dim=0)  # (S,) best score of entering each state at b2
     path = torch.empty(T, dtype=torch.long)
     end, best = en, NEG
     for k in range(len(bounds) - 1, -1, -1):
         a = bounds[k]
         b = min(a + C, T)
-        p, sc = viterbi(e[a:b].unsqueeze(0), tr, starts[k], end, torch.ones(1, b - a, dtype=torch.bool))
+        p, sc = _viterbi(emissions(a, b), tr, starts[k], end)
         path[a:b] = p[0]
         if k == len(bounds) - 1:
             best = float(sc[0])
