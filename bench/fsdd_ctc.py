@@ -69,7 +69,8 @@ def run(model_name: str, held_out: str | None, max_steps: int, batch_size: int, 
              "progress": False, "seed": seed, "warmup_steps": min(200, max_steps // 10), "max_time": chunk_seconds}
     model = seqlab.build(model_name, task=ds, task_options=task_options, train=train,
                          **{**MODELS.get(model_name, {}), "seed": seed})
-    out = run_root / f"{model_name}-{held_out or 'seen'}-{max_steps}"
+    variant = "".join(f"-{k}={v}" for k, v in sorted(task_options.items())) + (f"-lr={lr:g}" if lr != 2e-3 else "")
+    out = run_root / f"{model_name}-{held_out or 'seen'}-{max_steps}{variant}"
     model.fit(ds.train, run_dir=out)
     result = model.result_
     if result.steps < max_steps:
@@ -78,7 +79,7 @@ def run(model_name: str, held_out: str | None, max_steps: int, batch_size: int, 
         return None
     test = model.evaluate(ds.test)
     bound = boundary_errors(model, ds.test)
-    return {"model": model_name, "held_out": held_out or "(seen speakers)", "steps": max_steps,
+    return {"model": model_name + variant, "held_out": held_out or "(seen speakers)", "steps": max_steps,
             "parameters": sum(p.numel() for p in model.module.parameters()), "train_s": round(result.train_time, 1),
             "test_utterances": len(ds.test), "test_digits": sum(len(e["text"].split()) for e in ds.test),
             "digit_error": round(100 * test["wer"], 2), **bound, "metrics": {k: round(v, 4) for k, v in test.items()}}
@@ -95,12 +96,15 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--speed-perturb", action="store_true", help="train with speed factors 0.9, 1.0, 1.1")
+    p.add_argument("--stack", action="store_true", help="subsample by stacking frames instead of convolutions")
     p.add_argument("--run-root", default="runs/bench/fsdd_ctc", help="where the runs (and their checkpoints) go")
     p.add_argument("--chunk-seconds", type=float, default=None,
                    help="stop each session after this long; the same command then continues (shared machines)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     opts: dict[str, Any] = {"speed_factors": (0.9, 1.0, 1.1)} if args.speed_perturb else {}
+    if args.stack:
+        opts["subsampling_kind"] = "stack"
     rows = []
     held = ([None] if args.split in ("seen", "both") else []) + (args.speakers if args.split in ("loso", "both") else [])
     for h in held:
