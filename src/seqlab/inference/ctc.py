@@ -258,8 +258,10 @@ class _Scores:
         self.words: dict[tuple[str, bool], tuple[float, float, Any]] = {}
         self.parts: dict[str, float] = {}
         self.chars: dict[str, tuple[float, Any]] = {}
+        self.totals: dict[str, float] = {}  # text -> words[(text, False)][0], for the hot path
         if o.lm is not None:
             self.words[("", False)] = (0.0, 0.0, o.lm.start())
+            self.totals[""] = 0.0
             self.chars[""] = (0.0, o.lm.start())
 
     def __call__(self, text: str, prev: str, part: str, eos: bool = False) -> float:
@@ -283,6 +285,8 @@ class _Scores:
             if eos:
                 raw += o.lm_weight * o.lm.end(state)
             self.words[key] = (raw + (0.0 if hw is None else hw.text(text.split())), raw, state)
+            if not eos:
+                self.totals[text] = self.words[key][0]
         total = self.words[key][0]
         if part:
             if part not in self.parts:
@@ -293,10 +297,10 @@ class _Scores:
     def word_scores(self, beams: list[Beam]) -> list[float]:
         """Total scores of ``beams`` under a word LM without hotwords: :meth:`__call__` inlined
         for the hot path (cache hits need no call)."""
-        words, parts, out = self.words, self.parts, []
+        totals, parts, out = self.totals, self.parts, []
         for b in beams:
-            hit = words.get((b[0], False))
-            total = b[6] + (hit[0] if hit is not None else self(b[0], b[1], ""))
+            hit = totals.get(b[0])
+            total = b[6] + (hit if hit is not None else self(b[0], b[1], ""))
             part = b[2]
             if part:
                 ps = parts.get(part)
@@ -326,11 +330,15 @@ def lm_space(ch: str) -> str:
     return "|" if ch == " " else ch
 
 
-def _prune(beams: list[Beam], scores: list[float], o: BeamOptions, width: int) -> list[tuple[float, Beam]]:
-    """The ``width`` best beams within ``-prune`` of the best, best first."""
+def _prune(scores: list[float], o: BeamOptions, width: int) -> list[int]:
+    """Indices of the ``width`` best scores within ``-prune`` of the best, best first (ties in
+    index order, as ``heapq.nlargest``)."""
     floor = max(scores) + o.prune
-    top = heapq.nlargest(width, range(len(scores)), key=scores.__getitem__)
-    return [(scores[i], beams[i]) for i in top if scores[i] >= floor]
+    idx = [i for i, s in enumerate(scores) if s >= floor]
+    if len(idx) > width:
+        return heapq.nlargest(width, idx, key=scores.__getitem__)
+    idx.sort(key=scores.__getitem__, reverse=True)
+    return idx
 
 
 def beam_search_one(lp: np.ndarray, o: BeamOptions) -> list[Hypothesis]:
@@ -355,8 +363,7 @@ def beam_search_one(lp: np.ndarray, o: BeamOptions) -> list[Hypothesis]:
             scores = score.word_scores(new)
         else:
             scores = [b[6] + score(b[0], b[1], b[2]) for b in new]
-        ranked = _prune(new, scores, o, o.beam)
-        beams = [b for _, b in ranked]
+        beams = [new[i] for i in _prune(scores, o, o.beam)]
     beams = [(*b[:6], b[6] + carry, b[7]) for b in beams]
     final: dict[str, Beam] = {}
     for text, _, part, _, tf, pf, sc, ids in beams:
@@ -374,7 +381,8 @@ def beam_search_one(lp: np.ndarray, o: BeamOptions) -> list[Hypothesis]:
     if not final:
         return []
     ends = list(final.values())
-    ranked = _prune(ends, [b[6] + score(b[0], b[1], "", eos=True) for b in ends], o, min(o.beam, o.nbest))
+    totals = [b[6] + score(b[0], b[1], "", eos=True) for b in ends]
+    ranked = [(totals[i], ends[i]) for i in _prune(totals, o, min(o.beam, o.nbest))]
     return [
         Hypothesis(_ids(b[7]), b[0], s, b[6], [WordSpan(w, f[0], f[1]) for w, f in zip(b[0].split(), b[4])])
         for s, b in ranked
