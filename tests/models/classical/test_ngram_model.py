@@ -82,8 +82,8 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
 
 
 def test_only_the_lm_task() -> None:
-    with pytest.raises(ConfigError, match="serves"):
-        seqlab.build("ngram", task="classification")
+    with pytest.raises(ConfigError, match="serves"):  # classification it serves too (one LM per class)
+        seqlab.build("ngram", task="labeling")
     with pytest.raises(ConfigError, match="order"):
         seqlab.build("ngram", task="lm", order=0)
 

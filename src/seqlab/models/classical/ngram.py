@@ -31,9 +31,7 @@ from seqlab.models.classical.ngram_estimate import (
     additive_tables,
     count_ngrams,
     counts_of_counts,
-    good_turing_discounts,
-    katz_discounts,
-    katz_tables,
+    estimate,
     kn_discounts,
     kneser_ney_tables,
 )
@@ -125,19 +123,8 @@ class NGramLM:
     def _fit_stream(self, tokens: I64, offset: I64, vocab: list[str]) -> NGramLM:
         if tuple(vocab[:3]) != SPECIALS:
             raise ConfigError(f"vocab must start with {SPECIALS}, found {tuple(vocab[:3])}")
-        counts = count_ngrams(tokens, offset, self.order, len(vocab))
-        if self.smoothing == "kneser_ney":
-            stats = counts_of_counts(counts)
-            self.discounts_ = [kn_discounts(s, n + 1, self.discount_fallback) for n, s in enumerate(stats)]
-            self.tables_ = kneser_ney_tables(counts, self.discounts_)
-        elif self.smoothing in ("good_turing", "katz"):  # per order: d_r by count r
-            fb = self.discount_fallback
-            self.discounts_ = [good_turing_discounts(raw, n, fb) if self.smoothing == "good_turing"
-                               else katz_discounts(raw, n, self.katz_cutoff, fb) for n, raw in enumerate(counts.raw, 1)]
-            self.tables_ = katz_tables(counts, self.discounts_)
-        else:
-            self.discounts_ = []
-            self.tables_ = additive_tables(counts, 0.0 if self.smoothing == "ml" else self.k)
+        self.tables_, self.discounts_ = estimate(tokens, offset, len(vocab), self.order, self.smoothing, self.k,
+                                                 self.discount_fallback, self.katz_cutoff)
         self.vocab_ = list(vocab)
         self.index_ = {w: i for i, w in enumerate(vocab)}
         return self

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ from torch import Tensor
 
 from seqlab.errors import ConfigError, SeqlabError
 from seqlab.models.classical.base import ClassicalModel
-from seqlab.models.classical.ngram import NGramConfig, NGramLM
+from seqlab.models.classical.ngram_estimate import estimate
 from seqlab.models.classical.ngram_tables import (
     BOS,
     EOS,
@@ -38,10 +38,14 @@ from seqlab.models.classical.ngram_tables import (
     NGramTables,
     _wrap,
     score_stream,
+    sentence_stream,
 )
 from seqlab.tasks import Example, Task
 from seqlab.tasks.classification import ClassificationTask
 from seqlab.tasks.text import as_tokens, text_field
+
+if TYPE_CHECKING:  # the ngram module builds this class for classification: no runtime import back
+    from seqlab.models.classical.ngram import NGramConfig
 
 __all__ = ["NGramClassifier", "class_posteriors"]
 
@@ -107,8 +111,8 @@ class NGramClassifier(ClassicalModel):
         self.tables_ = []
         for k in range(len(self.classes)):
             mine = [[t - 2 if t >= 5 else UNK for t in d] for d, yy in zip(docs, y) if yy == k]
-            lm = NGramLM(c.order, c.smoothing, c.k, fb, c.katz_cutoff).fit_ids(mine, vocab)
-            self.tables_.append(lm.tables_)
+            tables, _ = estimate(*sentence_stream(mine), len(vocab), c.order, c.smoothing, c.k, fb, c.katz_cutoff)
+            self.tables_.append(tables)
         counts = np.bincount(y, minlength=len(self.classes)).astype(np.float64)
         self.log_prior_ = np.log(counts / counts.sum())
 

@@ -37,7 +37,7 @@ from seqlab.models.classical.ngram_tables import BOS, DENSE_LIMIT, EOS, F64, I64
 
 __all__ = [
     "Smoothing", "count_ngrams", "counts_of_counts", "kn_discounts", "kneser_ney_tables", "additive_tables",
-    "simple_good_turing", "good_turing_discounts", "katz_discounts", "katz_tables",
+    "simple_good_turing", "good_turing_discounts", "katz_discounts", "katz_tables", "estimate",
 ]
 
 Smoothing = Literal["kneser_ney", "add_k", "ml", "good_turing", "katz"]
@@ -374,3 +374,20 @@ def katz_tables(c: _Counts, discounts: list[F64]) -> NGramTables:
         logp.append(_log10(p))
         backoff[n - 2] = _log10(alpha)
     return NGramTables(V, list(c.keys), logp, backoff)
+
+
+def estimate(
+    tokens: I64, offset: I64, vocab_size: int, order: int, smoothing: Smoothing, k: float = 1.0,
+    fallback: tuple[float, float, float] | None = None, katz_cutoff: int = 5,
+) -> tuple[NGramTables, list[F64]]:
+    """Count the stream (tokens (S,), offsets (S,)) and smooth: the tables and each order's
+    discounts (KN: D0..D3+; Good-Turing / Katz: d_r by count; none for add-k and ML)."""
+    counts = count_ngrams(tokens, offset, order, vocab_size)
+    if smoothing == "kneser_ney":
+        discounts = [kn_discounts(s, n + 1, fallback) for n, s in enumerate(counts_of_counts(counts))]
+        return kneser_ney_tables(counts, discounts), discounts
+    if smoothing in ("good_turing", "katz"):
+        discounts = [good_turing_discounts(raw, n, fallback) if smoothing == "good_turing"
+                     else katz_discounts(raw, n, katz_cutoff, fallback) for n, raw in enumerate(counts.raw, 1)]
+        return katz_tables(counts, discounts), discounts
+    return additive_tables(counts, 0.0 if smoothing == "ml" else k), []
