@@ -180,3 +180,13 @@ def test_panel_conformal_covers_about_its_level_on_short_random_walks(tmp_path: 
     model.save(tmp_path / "m")
     again = seqlab.load(tmp_path / "m")
     assert again.panel_scores_.tobytes() == model.panel_scores_.tobytes()
+
+
+def test_neural_encoding_leaves_out_series_without_a_window(capsys: pytest.CaptureFixture[str]) -> None:
+    """A training series of h values or fewer has no (history, target) window: it is left out
+    with a warning, and the items' indices stay 0..len-1."""
+    task = TASKS["forecasting"][0]()
+    task.config = type(task.config)(horizon=3)
+    enc = task.encode([{"y": [1.0, 2.0, 3.0]}, {"y": list(np.arange(1.0, 9.0))}, {"y": [1.0, 2.0]}])
+    assert [it["index"] for it in enc.items] == [0] and enc.references[0]["y"] == [6.0, 7.0, 8.0]
+    assert "2 series of at most h = 3 values" in capsys.readouterr().err

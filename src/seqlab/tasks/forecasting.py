@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -273,11 +274,21 @@ class ForecastingTask(Task):
         return {"y": target.tolist(), "insample": hist.y.tolist(), "m": hist.m}
 
     def encode(self, examples: Sequence[Example]) -> Encoded:
+        """One window per series (its last h values the target); a series of h values or fewer
+        has no window and is left out, with one warning naming how many (in a competition split
+        only training series can be that short)."""
         items, refs = [], []
+        short = [i for i, ex in enumerate(examples) if isinstance(ex, dict) and "y" in ex and len(ex["y"]) <= self.h]
+        if short:
+            print(f"[seqlab] {len(short)} series of at most h = {self.h} values have no window: left out",
+                  file=sys.stderr)
+        skip = set(short)
         for i, ex in enumerate(examples):
+            if i in skip:
+                continue
             hist, target = self.split_series(ex, i)
             self._no_covariates(hist)
-            items.append(self._window(hist.y, target, i))
+            items.append(self._window(hist.y, target, len(items)))  # index: the row among the items
             refs.append(self.reference(hist, target))
         longest = max((len(it["values"]) for it in items), default=0)
         return Encoded(items=items, references=refs, report=TruncationReport(len(items), 0, self.lookback, "head", longest))
