@@ -277,7 +277,8 @@ class ForecastingTask(Task):
         """One window per series (its last h values the target); a series of h values or fewer
         has no window and is left out, with one warning naming how many (in a competition split
         only training series can be that short)."""
-        items, refs = [], []
+        items: list[Item] = []
+        refs: list[dict[str, Any]] = []
         short = [i for i, ex in enumerate(examples) if isinstance(ex, dict) and "y" in ex and len(ex["y"]) <= self.h]
         if short:
             print(f"[seqlab] {len(short)} series of at most h = {self.h} values have no window: left out",
