@@ -238,3 +238,18 @@ def test_save_load_round_trip(settings: dict, tmp_path: Path) -> None:
     assert again.evaluate(test) == pytest.approx(m.evaluate(test))
     if settings.get("penalty") == "l1":
         assert (m.weights_ == 0).mean() > 0.5  # type: ignore[attr-defined]
+
+
+def test_without_valid_a_stratified_tenth_chooses_C_then_all_of_train_fits() -> None:
+    train = _toy(5, 200)
+    m = seqlab.build("linear", task="classification", char_ngrams=(), c_grid=(0.5, 5.0)).fit(train)
+    assert [r["C"] for r in m.selection_] == [0.5, 5.0] and m.C_ in (0.5, 5.0)  # type: ignore[attr-defined]
+    y = m._labels(train)  # type: ignore[attr-defined]
+    held = m._holdout(y)  # type: ignore[attr-defined]
+    for k in np.unique(y):  # 10% of each class, rounded
+        assert held[y == k].sum() == round(0.1 * (y == k).sum())
+    # the final model is the fit at the chosen C on all of train: the same as asking for that C
+    fixed = seqlab.build("linear", task="classification", char_ngrams=(), C=m.C_).fit(train)  # type: ignore[attr-defined]
+    assert fixed.selection_ == []  # type: ignore[attr-defined]
+    texts = [ex["text"] for ex in _toy(6, 30)]
+    np.testing.assert_allclose(m.predict_proba(texts), fixed.predict_proba(texts), atol=1e-3)  # type: ignore[attr-defined]
