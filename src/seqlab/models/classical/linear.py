@@ -25,7 +25,8 @@ interpolation with the mean weight (beta) is an SVM device and is not used.
 
 ``C=None`` (the default) chooses C from ``c_grid`` by accuracy (then log-loss) on the
 validation split when ``fit`` gets one; without one, on a stratified, seeded 10% of the
-training set, after which the model is refitted on all of it. The grid runs from strong to
+training set, after which the model is refitted on all of it (C = 1 when the training set is too
+small to hold anything out). The grid runs from strong to
 weak regularisation, each fit warm-started from the previous one.
 
 Shapes: N documents, F feature columns, C classes.
@@ -242,24 +243,24 @@ class LinearModel(ClassicalModel):
         return res.x, prob.b.copy(), res
 
     def _path(self, X: sp.csr_matrix, y: np.ndarray, Xv: sp.csr_matrix, yv: np.ndarray,
-              ratios: np.ndarray | None) -> tuple[float, np.ndarray]:
+              ratios: np.ndarray | None) -> tuple[float, np.ndarray, OptimResult]:
         """Fit along ``c_grid`` (ascending, warm-started); the C with the best held-out accuracy
-        (then log-loss) and its weights."""
-        best: tuple[float, float, float, np.ndarray] | None = None
+        (then log-loss), its weights and its optimiser result."""
+        best: tuple[float, float, float, np.ndarray, OptimResult] | None = None
         w: np.ndarray | None = None
         self.selection_ = []
         known = yv >= 0
         for C in sorted(self.config.c_grid):
-            w, b, _ = self._solve(X, y, C, w, ratios)
+            w, b, res = self._solve(X, y, C, w, ratios)
             W = w.reshape(-1, len(self.classes))
-            P, lse = softmax_rows(np.asarray(Xv @ (W * ratios if ratios is not None else W)) + b)
+            P, _ = softmax_rows(np.asarray(Xv @ (W * ratios if ratios is not None else W)) + b)
             acc = float((P.argmax(1)[known] == yv[known]).mean()) if known.any() else 0.0
             nll = float(-np.log(np.maximum(P[known, yv[known]], 1e-300)).mean()) if known.any() else 0.0
             self.selection_.append({"C": C, "accuracy": acc, "log_loss": nll})
             if best is None or (acc, -nll) > (best[1], -best[2]):
-                best = (C, acc, nll, w.copy())
+                best = (C, acc, nll, w.copy(), res)
         assert best is not None
-        return best[0], best[3]
+        return best[0], best[3], best[4]
 
     def _intercept(self, X: sp.csr_matrix, y: np.ndarray, C: float, w: np.ndarray, ratios: np.ndarray | None) -> np.ndarray:
         prob = LogisticProblem(X, y, len(self.classes), 0.0 if self.config.penalty == "l1" else 1.0 / C, ratios,
@@ -285,20 +286,17 @@ class LinearModel(ClassicalModel):
         if (y < 0).any():
             raise SeqlabError("the training labels differ from those the task was fitted on; build a new model")
         ratios = log_count_ratios(X, y, K, c.nb_alpha) if c.nb else None
-        res: OptimResult | None = None
         if c.C is None and valid:  # the path's fit at the chosen C is the model
-            C, w = self._path(X, y, self._features(valid), self._labels(valid), ratios)
+            C, w, res = self._path(X, y, self._features(valid), self._labels(valid), ratios)
             b = self._intercept(X, y, C, w, ratios)
         else:
             C, w0 = (c.C, None) if c.C is not None else (1.0, None)
             held = self._holdout(y) if c.C is None else np.zeros(len(y), dtype=bool)
             if held.any():  # choose C on the held-out part, then refit on all of train
                 part = log_count_ratios(X[~held], y[~held], K, c.nb_alpha) if c.nb else None
-                C, w0 = self._path(X[~held], y[~held], X[held], y[held], part)
+                C, w0, _ = self._path(X[~held], y[~held], X[held], y[held], part)
             w, b, res = self._solve(X, y, C, w0, ratios)
-        history = res.history if res is not None else []
-        self.n_iterations_ = res.n_iterations if res is not None else 0
-        self.status_ = res.status if res is not None else f"chosen on valid from {len(c.c_grid)} C values"
+        history, self.n_iterations_, self.status_ = res.history, res.n_iterations, res.status
         W = w.reshape(-1, K)
         self.weights_ = W * ratios if ratios is not None else W.copy()
         self.intercept_ = b
