@@ -194,7 +194,11 @@ class NGramConfig:
     (Katz back-off with Katz's discounts for counts up to ``katz_cutoff``, larger counts kept).
     ``discount_fallback``: absolute discounts (D1, D2, D3+) for an order whose counts of counts
     give none (tiny or artificial data), as lmplz's ``--discount_fallback`` (Good-Turing and Katz
-    too); ``None`` raises instead.
+    too); ``None`` raises instead. Good-Turing and Katz reserve for unseen events what the
+    singletons suggest: an order with no singletons (saturated data), or under Katz a context
+    whose continuations all exceed ``katz_cutoff``, keeps no mass for unseen words, which then
+    get probability 0; ``<unk>`` gets the unigrams' whole unseen mass N_1/N (Kneser-Ney gives it
+    a 1/|V| share), which flatters held-out perplexities over text with unknown words.
     """
 
     order: int = 3
