@@ -20,7 +20,6 @@ Shapes: N documents, F feature columns.
 
 from __future__ import annotations
 
-import math
 import zlib
 from collections import Counter
 from collections.abc import Sequence
@@ -120,23 +119,32 @@ class NgramFeaturizer:
         index = self.index_
         if index is None:
             raise SeqlabError("the n-gram featurizer is not fitted: call fit() first")
-        indptr = [0]
+        lens: list[int] = []
         cols: list[int] = []
-        vals: list[float] = []
+        if nb:  # hash each distinct n-gram once
+            memo: dict[str, int] = {}
+
+            def column(g: str) -> int:
+                j = memo.get(g)
+                if j is None:
+                    j = memo[g] = zlib.crc32(g.encode("utf-8")) % nb
+                return j
+        else:
+            get = index.get
+
+            def column(g: str) -> int:
+                return get(g, -1)
         for toks in docs:
-            counts = Counter(document_ngrams(toks, c))
-            if nb:
-                col_counts: Counter[int] = Counter()
-                for g, k in counts.items():
-                    col_counts[zlib.crc32(g.encode("utf-8")) % nb] += k
-                items = sorted(col_counts.items())
-            else:
-                items = sorted((index[g], k) for g, k in counts.items() if g in index)
-            cols.extend(j for j, _ in items)
-            vals.extend(_weight(k, c.tf) for _, k in items)
-            indptr.append(len(cols))
-        X = sp.csr_matrix((np.asarray(vals, dtype=np.float64), np.asarray(cols, dtype=np.int64),
-                           np.asarray(indptr, dtype=np.int64)), shape=(len(docs), self.n_features))
+            ids = [column(g) for g in document_ngrams(toks, c)]
+            cols.extend(ids)
+            lens.append(len(ids))
+        col = np.asarray(cols, dtype=np.int64)  # (all occurrences,) -1: not indexed
+        row = np.repeat(np.arange(len(docs)), np.asarray(lens, dtype=np.int64))
+        keep = col >= 0
+        X = sp.csr_matrix((np.ones(int(keep.sum())), (row[keep], col[keep])),
+                          shape=(len(docs), self.n_features), dtype=np.float64)  # duplicates summed: counts
+        X.sum_duplicates()
+        X.data = _weights(X.data, c.tf)
         if c.normalize:
             norms = np.sqrt(np.asarray(X.multiply(X).sum(1)).ravel())  # (N,)
             X = sp.csr_matrix(sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ X)
@@ -156,9 +164,10 @@ class NgramFeaturizer:
         self.index_ = {} if names is None else {g: i for i, g in enumerate(names)}
 
 
-def _weight(count: int, tf: str) -> float:
+def _weights(counts: np.ndarray, tf: str) -> np.ndarray:
+    """Feature values from counts (>= 1): 1, the count, or 1 + ln count."""
     if tf == "binary":
-        return 1.0
+        return np.ones_like(counts)
     if tf == "count":
-        return float(count)
-    return 1.0 + math.log(count)
+        return counts
+    return 1.0 + np.log(counts)
