@@ -108,7 +108,7 @@ def tune(
                     **{k: v for k, v in params.items() if k in _TRAIN_KEYS}}
         if max_steps is not None:
             settings["max_steps"] = max_steps
-        model = build(family, dataset, task_options=task_options, train=settings, **model_cfg)
+        model: Any = build(family, dataset, task_options=task_options, train=settings, **model_cfg)  # neural: result_
         model.fit(dataset.train, valid=dataset.valid)
         value = float(model.evaluate(dataset.valid)[metric])
         if not math.isfinite(value):

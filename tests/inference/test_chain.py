@@ -329,3 +329,27 @@ def test_forward_filter_matches_the_reference(scale: float, dtype: torch.dtype) 
     total = log_partition_ref(e.double(), tr.double(), s.double(), zeros, mask)
     assert torch.allclose(step.double().sum(1), total, rtol=rtol, atol=rtol * scale)
     assert torch.allclose(filt.double().exp().sum(-1)[mask], torch.ones(int(mask.sum()), dtype=torch.float64), atol=1e-5)
+
+
+def test_the_compiled_kernels_leave_torchs_thread_count_alone() -> None:
+    """numba's parallel kernels share torch's OpenMP runtime; a Viterbi call (or a selective scan)
+    used to reset torch to every core, so OMP_NUM_THREADS=1 stopped holding after it."""
+    import torch
+
+    from seqlab.inference.chain import viterbi
+    from seqlab.models.layers.scan import selective_scan
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        e = torch.randn(2, 5, 3, dtype=torch.float64)
+        viterbi(e, torch.randn(3, 3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64),
+                torch.zeros(3, dtype=torch.float64), torch.ones(2, 5, dtype=torch.bool))
+        assert torch.get_num_threads() == 1
+        u = torch.randn(1, 6, 2, requires_grad=True)
+        y, _ = selective_scan(u, torch.rand(1, 6, 2), -torch.rand(2, 3), torch.randn(1, 6, 3), torch.randn(1, 6, 3),
+                              impl="kernel")
+        y.sum().backward()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -210,7 +210,7 @@ def viterbi_fast(emissions: Tensor, transitions: Tensor, start: Tensor, end: Ten
 
 def _viterbi_cpu(emissions: Tensor, transitions: Tensor, start: Tensor, end: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     """The compiled kernel (:mod:`seqlab.inference.kernels`): the same sums and tie-breaking."""
-    from seqlab.inference.kernels import viterbi_kernel
+    from seqlab.inference.kernels import torch_threads, viterbi_kernel
 
     def arr(x: Tensor) -> np.ndarray:
         return np.ascontiguousarray(x.detach().to(_WORK).numpy())
@@ -219,7 +219,8 @@ def _viterbi_cpu(emissions: Tensor, transitions: Tensor, start: Tensor, end: Ten
     path = np.zeros((B, T), dtype=np.int64)
     score = np.zeros(B, dtype=np.float64)
     lengths = mask.sum(-1).numpy().astype(np.int64)
-    viterbi_kernel(arr(emissions), arr(transitions), arr(start), arr(end), lengths, path, score)
+    with torch_threads():
+        viterbi_kernel(arr(emissions), arr(transitions), arr(start), arr(end), lengths, path, score)
     return torch.from_numpy(path), torch.from_numpy(score).to(emissions.dtype)
 
 

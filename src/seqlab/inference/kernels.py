@@ -13,12 +13,33 @@ bit for bit: sums in float64 and ties broken towards the lowest index, as ``argm
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numba
 import numpy as np
 
-__all__ = ["viterbi_kernel"]
+__all__ = ["viterbi_kernel", "torch_threads"]
+
+
+@contextmanager
+def torch_threads() -> Iterator[None]:
+    """Run numba's parallel kernels on as many threads as torch uses, and leave torch's count as
+    it was. numba and torch share the OpenMP runtime; a parallel kernel launched with numba's
+    default count (every core) set torch's count to it too, so after one Viterbi or selective
+    scan a user's ``torch.set_num_threads(1)`` (or ``OMP_NUM_THREADS=1``) no longer held: torch
+    ran up to 100x slower beside other jobs, and results computed on the "one thread" path
+    came from two."""
+    import torch
+
+    before = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(before, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 @numba.njit(parallel=True, cache=True, boundscheck=False, nogil=True)

@@ -44,6 +44,7 @@ from numba.extending import intrinsic, overload
 from torch import Tensor
 
 from seqlab.errors import ConfigError
+from seqlab.inference.kernels import torch_threads
 
 __all__ = ["selective_scan", "selective_scan_ref", "selective_step", "chunk_size"]
 
@@ -389,7 +390,8 @@ class _KernelScan(torch.autograd.Function):
         y = u.new_empty(b, length, d)  # (B, L, D)
         ckpt = u.new_empty(b, k + 1, d, A.shape[1])  # (B, K + 1, D, N)
         arrays = [t.detach().contiguous().numpy() for t in (u, delta, A, B, C, h0)]
-        _FWD(*arrays, q, y.numpy(), ckpt.numpy())
+        with torch_threads():
+            _FWD(*arrays, q, y.numpy(), ckpt.numpy())
         ctx.save_for_backward(u, delta, A, B, C, ckpt)
         ctx.q = q  # type: ignore[attr-defined]
         return y, ckpt[:, -1].clone()
@@ -401,7 +403,8 @@ class _KernelScan(torch.autograd.Function):
                 torch.empty_like(B), torch.empty_like(C), torch.empty_like(ckpt[:, 0])]
         arrays = [t.detach().contiguous().numpy() for t in (u, delta, A, B, C, ckpt)]
         grads = [t.detach().contiguous().numpy() for t in (gy, g_last)]
-        _BWD(*arrays, ctx.q, *grads, *[o.numpy() for o in outs])  # type: ignore[attr-defined]
+        with torch_threads():
+            _BWD(*arrays, ctx.q, *grads, *[o.numpy() for o in outs])  # type: ignore[attr-defined]
         g_u, g_d, g_a, g_b, g_c, g_h0 = outs
         return g_u, g_d, g_a.sum(0), g_b, g_c, g_h0, None
 
