@@ -34,7 +34,7 @@ def torch_threads() -> Iterator[None]:
     import torch
 
     before = torch.get_num_threads()
-    numba.set_num_threads(max(1, min(before, numba.config.NUMBA_NUM_THREADS)))
+    numba.set_num_threads(max(1, min(before, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
     try:
         yield
     finally:
