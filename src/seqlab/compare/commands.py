@@ -10,7 +10,7 @@ from typing import Any
 
 __all__ = ["add_parsers", "DEFAULT_BUDGET_STEPS"]
 
-DEFAULT_BUDGET_STEPS = 300  # the neural families' step cap when --budget-steps is not given (0: none); sized so a 4-family compare of wnut16 or tweets fits about 15 minutes on 2 cores
+DEFAULT_BUDGET_STEPS = 1000  # the neural families' step cap when --budget-steps is not given (0: the recipe's own)
 
 
 def cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:

@@ -111,9 +111,11 @@ def _fit_or_reuse(name: str, ds: Any, budget_steps: int | None, run_dir: Path, s
     cut short resumes from its checkpoint, its earlier time added; anything else is fitted afresh."""
     from seqlab import load
     from seqlab.io import read_json
+    from seqlab.models.registry import get_family
 
+    neural = get_family(name).kind == "neural"  # the step budget binds neural families only
     key = {"dataset": ds.name, "n_train": len(ds.train), "n_test": len(ds.test), "seed": seed,
-           "budget_steps": budget_steps, "settings": dict(settings or {})}
+           "budget_steps": budget_steps if neural else None, "settings": dict(settings or {})}
     state = read_json(run_dir / "compare.json") if (run_dir / "compare.json").exists() else {}
     same = state.get("key") == json.loads(json.dumps(key))
     if same and state.get("done") and (run_dir / "model" / "config.json").exists():
