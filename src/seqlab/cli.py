@@ -253,7 +253,8 @@ def cmd_models(args: argparse.Namespace, extra: list[str]) -> int:
 def serving_context(family: Any, task: str) -> str:
     """How ``family`` (a registry Family) reads context on ``task``, derived from the task class
     and the family's config defaults (so the sheet cannot drift from the code): "causal", "bi",
-    "causal, bi option" (``bidirectional=true`` switches), "bi, causal option" (``causal=true``
+    "causal, bi option" (``bidirectional=true`` switches), "bi, causal option" (``causal=true``, or
+    for a recurrent family whose default recipe reads both directions ``bidirectional=false``,
     switches), or "bi enc, causal dec" (encoder-decoder)."""
     from dataclasses import fields
 
@@ -270,7 +271,17 @@ def serving_context(family: Any, task: str) -> str:
     if cls.causal:
         return "causal"
     if "bidirectional" in defaults:
-        return "bi" if defaults["bidirectional"] else "causal, bi option"
+        if defaults["bidirectional"]:
+            return "bi"
+        from seqlab.models.network import EndsConfig
+        from seqlab.recipes import DataStats, derive
+        from seqlab.train.trainer import TrainConfig
+
+        own = {f.name for f in fields(family.config_class())}
+        config = family.config_class()(**{k: v for k, v in family.defaults.items() if k in own})
+        recipe = derive(family.name, cls, config, EndsConfig(), TrainConfig(), DataStats(1, 1), {})
+        # the default recipe reads both directions where the task allows it; bidirectional=false is causal
+        return "bi, causal option" if recipe.model.get("bidirectional") else "causal, bi option"
     if "causal" in defaults:  # None: the task decides, and this task is not causal
         return "causal" if defaults["causal"] else "bi, causal option"
     return "bi"
