@@ -79,14 +79,8 @@ def _fit_one(name: str, ds: Any, train: Sequence[Any], budget_steps: int | None,
     from seqlab import build
     from seqlab.models.registry import get_family
 
-    kwargs = dict(settings or {})
     neural = get_family(name).kind == "neural"
-    if neural:
-        train_cfg = {"progress": False, **dict(kwargs.pop("train", None) or {})}
-        if budget_steps:
-            train_cfg["max_steps"] = budget_steps
-        kwargs["train"] = train_cfg
-    model = build(name, task=ds, **kwargs)
+    model = build(name, task=ds, **build_settings(name, budget_steps, settings))
     try:
         with measured() as cost:
             model.fit(train, valid=ds.valid or None, run_dir=run_dir if neural else None, resume=resume and neural)
@@ -95,6 +89,21 @@ def _fit_one(name: str, ds: Any, train: Sequence[Any], budget_steps: int | None,
             _write_state(run_dir, {"key": dict(key or {}), "done": False, "cost": asdict(cost)})
         raise
     return model, cost
+
+
+def build_settings(name: str, budget_steps: int | None, settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The keyword arguments ``build`` gets for family ``name``: the user's ``settings``, and for a
+    neural family no progress bar and, with a budget, exactly that many optimizer steps (the epoch
+    limit lifted so the budget binds; early stopping on the validation split may still end it)."""
+    from seqlab.models.registry import get_family
+
+    kwargs = dict(settings or {})
+    if get_family(name).kind == "neural":
+        train_cfg = {"progress": False, **dict(kwargs.pop("train", None) or {})}
+        if budget_steps:
+            train_cfg.update(max_steps=budget_steps, epochs=max(int(train_cfg.get("epochs", 1)), budget_steps))
+        kwargs["train"] = train_cfg
+    return kwargs
 
 
 def _write_state(run_dir: Path, state: dict[str, Any]) -> None:
@@ -111,11 +120,9 @@ def _fit_or_reuse(name: str, ds: Any, budget_steps: int | None, run_dir: Path, s
     cut short resumes from its checkpoint, its earlier time added; anything else is fitted afresh."""
     from seqlab import load
     from seqlab.io import read_json
-    from seqlab.models.registry import get_family
 
-    neural = get_family(name).kind == "neural"  # the step budget binds neural families only
     key = {"dataset": ds.name, "n_train": len(ds.train), "n_test": len(ds.test), "seed": seed,
-           "budget_steps": budget_steps if neural else None, "settings": dict(settings or {})}
+           "build": build_settings(name, budget_steps, settings)}
     state = read_json(run_dir / "compare.json") if (run_dir / "compare.json").exists() else {}
     same = state.get("key") == json.loads(json.dumps(key))
     if same and state.get("done") and (run_dir / "model" / "config.json").exists():
