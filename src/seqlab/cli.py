@@ -65,19 +65,25 @@ def _dataset(args: argparse.Namespace, task: str | None = None, reader: dict[str
     return datasets.load(args.dataset, seed=args.seed, task=task)  # --task poses another task the data can serve
 
 
-def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
-    from seqlab.io import write_json
-    from seqlab.models.registry import build
-    from seqlab.train import distributed
-
+def _model_and_data(args: argparse.Namespace, extra: list[str]) -> tuple[dict[str, Any], str, dict[str, Any], Any]:
+    """``train`` and ``tune``: the merged settings, the family name, its model settings (a copy,
+    without the name) and the dataset they run on."""
     cfg = _settings(args, extra)
     model_cfg = dict(cfg.get("model", {}))
     name = model_cfg.pop("name", None)
     if not name:
         raise SeqlabError("which model? pass --model NAME (see `seqlab models`)")
+    return cfg, name, model_cfg, _dataset(args, args.task, dict(cfg.get("reader", {})), cfg.get("task"))
+
+
+def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
+    from seqlab.io import write_json
+    from seqlab.models.registry import build
+    from seqlab.train import distributed
+
+    cfg, name, model_cfg, ds = _model_and_data(args, extra)
     head = model_cfg.pop("head", args.head)
     reader = dict(cfg.get("reader", {}))
-    ds = _dataset(args, args.task, reader, cfg.get("task"))
     if args.no_recipe:
         model_cfg["recipe"] = False
     model = build(name, ds, task_options=cfg.get("task"), train=cfg.get("train"), head=head, **model_cfg)
@@ -325,12 +331,7 @@ def cmd_tune(args: argparse.Namespace, extra: list[str]) -> int:
     from seqlab.io import write_json
     from seqlab.tune import parse_space, tune
 
-    cfg = _settings(args, extra)
-    model_cfg = dict(cfg.get("model", {}))
-    name = model_cfg.pop("name", None)
-    if not name:
-        raise SeqlabError("which model? pass --model NAME (see `seqlab models`)")
-    ds = _dataset(args, args.task, dict(cfg.get("reader", {})), cfg.get("task"))
+    cfg, name, model_cfg, ds = _model_and_data(args, extra)
     out = Path(args.out or f"runs/{ds.name}-{name}-tuned")
     space = parse_space(args.space) if args.space else None
     result = tune(name, ds, trials=args.trials, max_steps=args.budget_steps or None, space=space, out=out,
