@@ -54,6 +54,9 @@ def test_compare_on_a_data_file(data_file: Path, tmp_path: Path, capsys) -> None
     for r in res["families"]:
         assert r["metrics"]["f1"] == pytest.approx(seqlab.load(out / "runs" / r["family"] / "model").evaluate(
             _test_split(data_file))["f1"])
+    assert main(["report", str(out / "runs" / "crf"), "--n-boot", "20"]) == 0  # a compare run renders alone too
+    single = json.loads((out / "runs" / "crf" / "report" / "results.json").read_text())
+    assert single["metrics"]["f1"] == pytest.approx(res["families"][1]["metrics"]["f1"])
     assert main(["compare", str(data_file), "--task", "labeling", "--models", "nosuch", "--out", str(out)]) == 2
     assert "nosuch" in capsys.readouterr().err
 

@@ -84,7 +84,7 @@ def report_run(run: str | Path, out: str | Path, *, split: str = "test", n_boot:
              if isinstance(metrics.get(k), (int, float)) and math.isfinite(metrics[k])]
     values, method = bootstrap_all(records, names, resample_indices(len(examples), n_boot, seed))
     ci = {k: list(percentile_interval(values[k])) for k in names}
-    log = read_log(run / "train" / "metrics.jsonl")
+    log = read_log(run / "train" / "metrics.jsonl") or read_log(run / "metrics.jsonl")  # seqlab train / seqlab compare
     inputs = raw_inputs(task, examples) or [None] * len(examples)
     rows = worst_examples(records, worst)
     res: dict[str, Any] = {
