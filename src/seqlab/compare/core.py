@@ -114,7 +114,7 @@ def _write_state(run_dir: Path, state: dict[str, Any]) -> None:
 
 
 def _fit_or_reuse(name: str, ds: Any, budget_steps: int | None, run_dir: Path, settings: Mapping[str, Any] | None,
-                  seed: int, source: str | None = None) -> tuple[Any, Cost, dict[str, Any]]:
+                  seed: int) -> tuple[Any, Cost, dict[str, Any]]:
     """A family fitted by an earlier run of the same comparison (same data, seed, budget and
     settings; recorded in ``run_dir/compare.json``) is loaded with its recorded cost; a neural run
     cut short resumes from its checkpoint, its earlier time added; anything else is fitted afresh."""
@@ -139,11 +139,6 @@ def _fit_or_reuse(name: str, ds: Any, budget_steps: int | None, run_dir: Path, s
     result = getattr(model, "result_", None)
     trained = {"steps": getattr(result, "steps", None), "stopped_by": getattr(result, "stopped_by", None)}
     model.save(run_dir / "model")  # `seqlab report out/runs/NAME` renders it; `seqlab evaluate` scores it
-    if source is not None:  # where the data came from, as `seqlab train` records it
-        from seqlab.io import write_json
-
-        write_json(run_dir / "run.json", {"dataset": source, "task": model.task.name, "seed": seed, "valid": None,
-                                          "test": None, "format": None, "reader": {}, "trained": trained})
     _write_state(run_dir, {"key": key, "done": True, "cost": asdict(cost), "trained": trained})
     return model, cost, trained
 
@@ -249,6 +244,7 @@ def compare(
     per-family keyword arguments for ``seqlab.build`` (``{"gru": {"d_model": 64}}``), which the
     report lists; ``probe``: draw the sensitivity heatmaps."""
     from seqlab.compare.sections import write_report
+    from seqlab.io import write_json
     from seqlab.models.registry import get_family
 
     if not models:
@@ -266,7 +262,10 @@ def compare(
         print(f"[seqlab] compare: fitting {name} on {len(ds.train):,} examples", file=sys.stderr)
         run_dir = out / "runs" / name
         source = str(dataset) if isinstance(dataset, (str, Path)) else None  # a name or file `seqlab report` can reload
-        model, cost, trained = _fit_or_reuse(name, ds, budget_steps, run_dir, (settings or {}).get(name), seed, source)
+        model, cost, trained = _fit_or_reuse(name, ds, budget_steps, run_dir, (settings or {}).get(name), seed)
+        if source is not None:  # where the data came from, as `seqlab train` records it
+            write_json(run_dir / "run.json", {"dataset": source, "task": model.task.name, "seed": seed, "valid": None,
+                                              "test": None, "format": None, "reader": {}, "trained": trained})
         metrics = model.evaluate(ds.test)
         records[name] = record_examples(model, ds.test)
         fitted[name] = model
