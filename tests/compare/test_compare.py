@@ -47,6 +47,7 @@ def test_report_numbers_are_the_runs_own(labeling_report, tiny_labeling) -> None
         lo, hi = row["ci"]["f1"]
         assert lo <= row["metrics"]["f1"] + 1e-12 and row["metrics"]["f1"] <= hi + 1e-12
         assert row["parameters"] == model.n_parameters
+        assert row["per_example_differs"] == []  # tagging: one sentence at a time gives the same sums
     assert saved["best"] == max(saved["families"], key=lambda r: r["metrics"]["f1"])["family"]
     best = next(r for r in saved["families"] if r["family"] == saved["best"])
     assert best["p_value_vs_best"] is None

@@ -294,6 +294,9 @@ def _summarise(ds: Any, task: Any, rows: list[dict[str, Any]], records: dict[str
     for r in rows:
         boots[r["family"]], r["bootstrap_method"] = bootstrap_all(records[r["family"]], names, indices)
         r["ci"] = {k: list(percentile_interval(boots[r["family"]][k])) for k in names}
+        whole = records[r["family"]].metrics()  # one example at a time; a stream LM or random masks may differ
+        r["per_example_differs"] = sorted(k for k in names if not math.isclose(whole[k], r["metrics"][k], rel_tol=1e-6,
+                                                                             abs_tol=1e-9))
     scored = [r for r in rows if main in names]
     best = (max if gib else min)(scored, key=lambda r: r["metrics"][main])["family"] if scored else None
     for r in rows:

@@ -47,6 +47,10 @@ def _metrics_section(rep: Report, res: dict[str, Any], out: Path) -> None:
     rep.table(["family", *names, f"p vs best ({main})"],
               [[r["family"] + (" (best)" if r["family"] == res["best"] else ""), *(_ci(r, k) for k in names),
                 r["p_value_vs_best"]] for r in rows])
+    differ = [f"{r['family']} ({', '.join(r['per_example_differs'])})" for r in rows if r.get("per_example_differs")]
+    if differ:
+        rep.p("Scored one example at a time, these differ from the whole-split evaluation (a language model's stream, "
+              f"or masks drawn per batch), so their intervals are centred on the per-example value: {'; '.join(differ)}.")
     if main in names:
         vals = {r["family"]: (r["metrics"][main], *r["ci"][main]) for r in rows}
         rep.figure(save_interval_plot(vals, out / "figures" / "metric.png", ylabel=main,
