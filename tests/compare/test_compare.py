@@ -111,3 +111,21 @@ def test_classification_compare(tiny_classification, tmp_path: Path) -> None:
         assert {k: v["f1"] for k, v in row["per_label"].items()} == pytest.approx({str(k): v for k, v in f1.items()})
         assert row["bootstrap_method"].startswith("sufficient")
         assert math.isfinite(row["predict_examples_per_s"])
+
+
+@pytest.mark.parametrize("task", ["regression", "lm"])
+def test_other_tasks(task: str, tmp_path: Path) -> None:
+    """Tasks without labels go through the same code: the task's own metrics on the records."""
+    from seqlab.data.splits import Dataset, DatasetInfo
+    from seqlab.tasks import TASKS
+
+    ex, _, opts = TASKS[task][0].toy_examples(0)
+    a, b = int(len(ex) * 0.6), int(len(ex) * 0.8)
+    ds = Dataset(f"toy_{task}", task, ex[:a], ex[a:b], ex[b:], DatasetInfo(task, task, "", "", "", ""), task_options=opts)
+    res = compare(ds, ["gru"], budget_steps=3, out=tmp_path, n_boot=30, settings={"gru": {"d_model": 8, "hidden_size": 8}})
+    row = res["families"][0]
+    want = seqlab.load(tmp_path / "runs" / "gru" / "model").evaluate(ds.test)
+    assert row["metrics"][res["main_metric"]] == pytest.approx(want[res["main_metric"]])
+    lo, hi = row["ci"][res["main_metric"]]
+    assert lo <= hi and row["per_label"] == {}
+    assert (tmp_path / "report.html").exists()
