@@ -39,8 +39,9 @@ def align(model: Any, audio: Any, text: str, chunk: int | None = None, level: st
     path, a waveform or a record, as ``predict`` takes) under a trained transcription ``model``.
     Labels of the text the model never saw are an error."""
     task = model.task
-    if task.name != "transcription":
-        raise ConfigError(f"align needs a transcription model; this one's task is {task.name!r}")
+    if not getattr(task, "aligns_to_frames", False):
+        raise ConfigError(f"align needs a model whose task aligns labels to frames (transcription); "
+                          f"this one's task is {task.name!r}")
     units = task._units(task._text({"text": text}, 0))
     unknown = sorted({u for u in units if u not in task.stoi})
     if unknown:

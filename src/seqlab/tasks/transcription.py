@@ -127,6 +127,8 @@ class TranscriptionTask(Task):
     output = "frames_to_labels"
     causal = False
     main_metric = "wer"
+    #: CTC posteriors over frames: ``seqlab align`` can place a transcript's labels in time
+    aligns_to_frames = True
     greater_is_better = False
     alignment = "frames -> shorter label sequence"
     loss_name = "CTC"
