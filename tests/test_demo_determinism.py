@@ -32,6 +32,10 @@ def _rows(threads: int, out: Path) -> list[dict]:
     return json.loads(line[5:])
 
 
+def _table_digits(row: dict) -> dict:
+    return {k: ({m: round(v, 4) for m, v in row[k].items()} if k.endswith("_metrics") else row[k]) for k in row}
+
+
 def test_the_demo_jobs_give_the_same_numbers_under_different_thread_counts(tmp_path: Path) -> None:
     from seqlab.data import datasets
 
@@ -44,7 +48,9 @@ def test_the_demo_jobs_give_the_same_numbers_under_different_thread_counts(tmp_p
     from seqlab.demo import JOBS
 
     assert len(one) == len(JOBS) and all(r["parameters"] > 0 for r in one)
-    # the losses (full float precision) make the comparison sensitive even where a tiny model's
-    # F1 or WER is saturated
+    # every metric to the table's four decimals, the losses included (they keep the comparison
+    # sensitive where a tiny model's F1 or WER is saturated); the LM's sample and the G2P outputs
+    # exactly. Full precision is not asked: PyTorch's kernels may round differently with one
+    # thread or two (measured: the tiny Mamba's loss in the last bits), which the table never shows.
     assert sum("loss" in r["test_metrics"] for r in one) >= 5
-    assert one == two  # every metric digit for digit, the LM's sample and the G2P outputs
+    assert [_table_digits(r) for r in one] == [_table_digits(r) for r in two]
