@@ -35,6 +35,7 @@ so the same fit always gives the same intervals).
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -632,15 +633,16 @@ def _simulate_paths(z, error, trend, season, mm, n, alpha, beta, gamma, phi, lev
     return out
 
 
-class _ETSMethod:
+class _ETSMethod(ABC):
     """What every ETS method shares: fit one or several specifications, keep the best by AICc."""
 
     name: ClassVar[str] = "ets"
     has_intervals: ClassVar[bool] = True
     uses_covariates: ClassVar[bool] = False
 
+    @abstractmethod
     def _setup(self) -> tuple[str, str, str, bool | None, int, int, int]:
-        raise NotImplementedError
+        """(error, trend, season, damped, max_iter, n_paths, seed): the specifications to search."""
 
     def fit(self, y: np.ndarray, m: int, x: np.ndarray | None = None) -> ETSFit:
         if x is not None:

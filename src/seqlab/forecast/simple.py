@@ -13,6 +13,7 @@ root mean squared one-step residual and the textbook horizon factors (Hyndman & 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -65,7 +66,7 @@ class FittedMethod:
         return self.method.one_step(self.y, self.m, self._params)
 
 
-class _Method:
+class _Method(ABC):
     """Shared plumbing: input checks, fit / from_params; subclasses set estimate and predict."""
 
     name: ClassVar[str]
@@ -93,8 +94,9 @@ class _Method:
     def estimate(self, y: np.ndarray, m: int) -> dict[str, Any]:
         return {}
 
+    @abstractmethod
     def predict(self, y: np.ndarray, m: int, p: Mapping[str, Any], h: int, levels: tuple[float, ...]) -> Forecast:
-        raise NotImplementedError
+        """The forecast for ``h`` steps from the estimates ``p``, with intervals at ``levels``."""
 
     def one_step(self, y: np.ndarray, m: int, p: Mapping[str, Any]) -> np.ndarray:
         return np.full(len(y), np.nan)
