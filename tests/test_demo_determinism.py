@@ -47,7 +47,8 @@ def test_the_demo_jobs_give_the_same_numbers_under_different_thread_counts(tmp_p
     two = _rows(2, tmp_path / "two")
     from seqlab.demo import JOBS
 
-    assert len(one) == len(JOBS) and all(r["parameters"] > 0 for r in one)
+    # a job whose data this machine lacks (FSDD lives outside the package) is skipped by both runs
+    assert len(JOBS) - 1 <= len(one) == len(two) and all(r["parameters"] > 0 for r in one)
     # every metric to the table's four decimals, the losses included (they keep the comparison
     # sensitive where a tiny model's F1 or WER is saturated); the LM's sample and the G2P outputs
     # exactly. Full precision is not asked: PyTorch's kernels may round differently with one
