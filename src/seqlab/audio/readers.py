@@ -17,12 +17,11 @@ mistyped key, a missing column, an audio file that is missing or that libsndfile
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from seqlab.audio.io import audio_info
-from seqlab.data.readers import read_lines
+from seqlab.data.readers import json_object_line, read_lines
 from seqlab.errors import DataError
 
 __all__ = ["read_manifest", "read_audio_dir", "MANIFEST_KEYS"]
@@ -48,12 +47,7 @@ def read_manifest(path: str | Path, encoding: str = "utf-8") -> list[dict[str, A
     for lineno, line in enumerate(read_lines(p, encoding), start=1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except (ValueError, RecursionError) as e:
-            raise DataError(p, lineno, "a JSON object", f"invalid JSON ({e}): {line!r}") from None
-        if not isinstance(obj, dict):
-            raise DataError(p, lineno, "a JSON object", f"{type(obj).__name__}: {line!r}")
+        obj = json_object_line(p, lineno, line)
         missing = [k for k in MANIFEST_KEYS if k not in obj]
         if missing:
             raise DataError(p, lineno, "keys audio_filepath and text", f"keys {sorted(obj)}")

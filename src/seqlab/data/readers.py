@@ -197,6 +197,18 @@ def write_conll(path: str | Path, examples: Iterable[dict[str, Any]], sep: str =
 # --------------------------------------------------------------------------- JSONL
 
 
+def json_object_line(path: Path, lineno: int, line: str) -> dict[str, Any]:
+    """One JSONL line as a dict, or a :class:`DataError` naming the file and line (invalid JSON,
+    or a value that is not an object). Shared by every JSONL reader."""
+    try:
+        obj = json.loads(line)
+    except (ValueError, RecursionError) as e:
+        raise DataError(path, lineno, "a JSON object", f"invalid JSON ({e}): {line!r}") from None
+    if not isinstance(obj, dict):
+        raise DataError(path, lineno, "a JSON object", f"{type(obj).__name__}: {line!r}")
+    return obj
+
+
 def read_jsonl(
     path: str | Path, encoding: str = "utf-8", shapes: Sequence[Iterable[str]] | None = None,
 ) -> list[dict[str, Any]]:
@@ -219,12 +231,7 @@ def read_jsonl(
     for lineno, line in enumerate(_decode(p, encoding).split("\n"), start=1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except (ValueError, RecursionError) as e:
-            raise DataError(p, lineno, "a JSON object", f"invalid JSON ({e}): {line!r}") from None
-        if not isinstance(obj, dict):
-            raise DataError(p, lineno, "a JSON object", f"{type(obj).__name__}: {line!r}")
+        obj = json_object_line(p, lineno, line)
         keys = shape_keys & obj.keys()
         if keys not in allowed:
             expected = "keys " + " or ".join("/".join(sorted(s)) for s in allowed)
