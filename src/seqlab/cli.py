@@ -556,6 +556,9 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--no-browser", action="store_true", help="print the URL only; do not open a browser")
     v.set_defaults(fn=cmd_serve)
     _add_probe_parser(sub)
+    from seqlab.forecast.m3bench import add_parser as add_benchmark_parser
+
+    add_benchmark_parser(sub)  # seqlab benchmark forecasting m3
     from seqlab.compare.commands import (
         add_parsers as add_compare_parsers,  # seqlab compare, seqlab report
     )

