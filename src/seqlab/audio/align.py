@@ -42,6 +42,8 @@ def align(model: Any, audio: Any, text: str, chunk: int | None = None, level: st
     if not getattr(task, "aligns_to_frames", False):
         raise ConfigError(f"align needs a model whose task aligns labels to frames (transcription); "
                           f"this one's task is {task.name!r}")
+    if getattr(model, "head", None) == "rnnt":
+        raise ConfigError("align needs CTC posteriors over frames; this model has an RNN-T head (head='rnnt')")
     units = task._units(task._text({"text": text}, 0))
     unknown = sorted({u for u in units if u not in task.stoi})
     if unknown:

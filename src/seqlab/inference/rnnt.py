@@ -5,6 +5,13 @@ Shapes: B batch, T encoder frames, U target labels (U + 1 predictor positions, t
 the start symbol), V labels (the blank included), H hidden widths. ``logits`` (B, T, U+1, V) are
 the joiner's outputs; ``targets`` (B, U) long; ``logit_lengths`` / ``target_lengths`` (B,).
 
+Decoding: :func:`rnnt_greedy` (batched; :func:`rnnt_greedy_ref` is its one-utterance reading),
+:func:`rnnt_beam_search` (Graves 2012's search for the best single alignment, no merging) and
+:func:`rnnt_prefix_beam_search` (frame-synchronous, hypotheses with the same labels merged: it
+ranks label sequences by p(y | x) summed over their alignments; with ``max_symbols=1`` it is the
+"modified beam search" of k2/icefall; without pruning it is exact, which the tests check by
+enumeration).
+
 The loss is -log p(y | x), summed over every alignment of the lattice: from (t, u) a blank moves
 to (t+1, u), label y_{u+1} to (t, u+1), and the path ends with a blank from (T-1, U). Only two
 numbers per lattice node matter, so the log-softmax is fused into a gather: ``blank(t, u)`` and
@@ -29,6 +36,7 @@ tests pin both to brute-force enumeration of alignments.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +49,7 @@ from seqlab.errors import DataError
 
 __all__ = [
     "rnnt_loss", "rnnt_loss_fused", "rnnt_loss_ref", "lattice_scores", "lattice_log_likelihood",
-    "TransducerHypothesis", "rnnt_greedy", "rnnt_beam_search",
+    "TransducerHypothesis", "rnnt_greedy", "rnnt_greedy_ref", "rnnt_beam_search", "rnnt_prefix_beam_search",
 ]
 
 
@@ -260,3 +268,101 @@ def rnnt_beam_search(
                     break
             kept = heapq.nlargest(beam, ((sc, y) for y, sc in closed.items()))
     return [TransducerHypothesis(list(y), s) for s, y in kept[:nbest]]
+
+
+def rnnt_greedy_ref(encoder_out: Tensor, step: Step, join: Join, blank: int = 0, max_symbols: int = 10) -> list[int]:
+    """:func:`rnnt_greedy` for one utterance ``encoder_out`` (T, H), written plainly: at frame t,
+    while fewer than ``max_symbols`` labels were emitted there, take the argmax of the joiner; a
+    blank moves to the next frame, a label is emitted and fed to the predictor."""
+    with torch.no_grad():
+        pred, state = step(torch.tensor([blank], device=encoder_out.device), None)
+        out: list[int] = []
+        for t in range(encoder_out.shape[0]):
+            for _ in range(max_symbols):
+                k = int(join(encoder_out[t:t + 1], pred).argmax(-1)[0])
+                if k == blank:
+                    break
+                out.append(k)
+                pred, state = step(torch.tensor([k], device=encoder_out.device), state)
+    return out
+
+
+def _cat_states(states: list[Any]) -> Any:
+    """Row-stack batch-first states (tensors, or tuples of tensors)."""
+    if isinstance(states[0], Tensor):
+        return torch.cat(states, 0)
+    return type(states[0])(_cat_states([s[i] for s in states]) for i in range(len(states[0])))
+
+
+def _top(scores: dict[tuple[int, ...], float], beam: int | None) -> dict[tuple[int, ...], float]:
+    if beam is None or len(scores) <= beam:
+        return scores
+    return dict(heapq.nlargest(beam, scores.items(), key=lambda kv: kv[1]))
+
+
+def _logadd(a: float, b: float) -> float:
+    hi, lo = (a, b) if a >= b else (b, a)
+    return hi if lo == float("-inf") else hi + math.log1p(math.exp(lo - hi))
+
+
+def rnnt_prefix_beam_search(
+    encoder_out: Tensor, step: Step, join: Join, blank: int = 0, beam: int | None = 4, max_symbols: int = 1,
+    nbest: int = 1,
+) -> list[TransducerHypothesis]:
+    """Frame-synchronous beam search over label sequences for one utterance ``encoder_out`` (T, H).
+
+    Each kept hypothesis is a label sequence y with log p(y, first t frames), summed over every
+    alignment that emits y within those frames with at most ``max_symbols`` labels per frame. At
+    frame t every hypothesis emits 0 to ``max_symbols`` labels and then the blank; extensions
+    reaching the same y are added (log-sum-exp), and ``beam`` keeps the best after every
+    emission round and after the frame (``beam=None``: no pruning, exact under the per-frame
+    limit). With ``max_symbols=1`` this is the "modified beam search" of k2 / icefall (Kang et al.
+    2023 call it one symbol per frame). The joiner and predictor run once per round on all
+    hypotheses together; predictor outputs are cached per label sequence. Scores are log
+    p(y | x) under the limit, best first."""
+    dev = encoder_out.device
+    cache: dict[tuple[int, ...], tuple[Tensor, Any]] = {}
+    out0, st0 = step(torch.tensor([blank], device=dev), None)
+    cache[()] = (out0, st0)
+
+    def outputs(prefixes: list[tuple[int, ...]]) -> Tensor:
+        """(N, P) predictor outputs after each prefix; the missing ones (a cached parent plus one
+        label) are computed in one step."""
+        missing = [y for y in prefixes if y not in cache]
+        if missing:
+            states = _cat_states([cache[y[:-1]][1] for y in missing])
+            outs, new = step(torch.tensor([y[-1] for y in missing], device=dev), states)
+            for i, y in enumerate(missing):
+                cache[y] = (outs[i:i + 1], _rows(new, torch.tensor([i], device=dev)))
+        return torch.cat([cache[y][0] for y in prefixes], 0)
+
+    hyps: dict[tuple[int, ...], float] = {(): 0.0}
+    with torch.no_grad():
+        for t in range(encoder_out.shape[0]):
+            frame: dict[tuple[int, ...], float] = {}  # hypotheses after frame t (closed by a blank)
+            frontier = hyps
+            for n in range(max_symbols + 1):
+                if not frontier:
+                    break
+                ys = list(frontier)
+                pred = outputs(ys)  # (N, P)
+                lp = join(encoder_out[t:t + 1].expand(len(ys), -1), pred).log_softmax(-1).double()  # (N, V)
+                grown: dict[tuple[int, ...], float] = {}
+                for i, y in enumerate(ys):
+                    s = frontier[y]
+                    frame[y] = _logadd(frame.get(y, float("-inf")), s + float(lp[i, blank]))
+                    if n == max_symbols:
+                        continue
+                    row = lp[i].clone()
+                    row[blank] = float("-inf")
+                    k = row.numel() - 1 if beam is None else min(beam, row.numel() - 1)
+                    top = row.topk(k)
+                    for v, label in zip(top.values.tolist(), top.indices.tolist()):
+                        z = (*y, label)
+                        grown[z] = _logadd(grown.get(z, float("-inf")), s + v)
+                frontier = _top(grown, beam)
+            hyps = _top(frame, beam)
+            keep = set(hyps)
+            cache = {y: v for y, v in cache.items() if y in keep}  # children of the kept only
+    best = sorted(hyps.items(), key=lambda kv: -kv[1])[:nbest]
+    return [TransducerHypothesis(list(y), s) for y, s in best]

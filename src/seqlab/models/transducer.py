@@ -4,12 +4,16 @@ so far and a joiner, to put over any encoder.
 Shapes: B batch, T encoder frames, U labels, H encoder width, P predictor width, J joiner width,
 V labels (the blank included; the blank id is also the predictor's start symbol).
 
+:class:`TransducerHead` is the transducer as a task head (``head="rnnt"`` of the transcription
+task): it owns its loss, and decides by greedy or prefix beam search.
+
 The loss and the decoders live in :mod:`seqlab.inference.rnnt`; this module only holds
 parameters and offers them in the form those functions take (``step`` and ``join``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,15 +21,18 @@ import torch
 from torch import Tensor, nn
 
 from seqlab.config import check_at_least, check_fraction
+from seqlab.errors import ConfigError
 from seqlab.inference.rnnt import (
     TransducerHypothesis,
     rnnt_beam_search,
     rnnt_greedy,
     rnnt_loss,
     rnnt_loss_fused,
+    rnnt_prefix_beam_search,
 )
+from seqlab.models.heads import Head
 
-__all__ = ["TransducerConfig", "Predictor", "Joiner", "Transducer"]
+__all__ = ["TransducerConfig", "Predictor", "Joiner", "Transducer", "TransducerHead"]
 
 
 @dataclass(frozen=True)
@@ -113,3 +120,58 @@ class Transducer(nn.Module):
         """Beam search over one utterance ``enc`` (T, H)."""
         return rnnt_beam_search(enc, self.predictor.step, self.joiner, self.blank, beam, max_symbols, nbest)
 
+
+
+class TransducerHead(Head):
+    """A :class:`Transducer` as a network head over an encoder's (B, T', H) states.
+
+    ``forward`` returns the states with padding zeroed (the joiner needs the labels, so the
+    (B, T', U+1, V) logits exist only inside :meth:`loss`); the head owns its loss (the RNN-T
+    NLL summed over utterances, units = reference labels, as the CTC head's per-label loss).
+    ``lengths(batch)`` gives the (B,) real frames per row (the task's ``output_lengths``), and the
+    batch holds ``labels`` (B, U) and ``label_lengths`` (B,). :meth:`decide` is greedy decoding:
+    (B, U_max) label ids, -1 past each row's end; :meth:`transcribe` also does beam search.
+    """
+
+    def __init__(
+        self, dim: int, n_labels: int, lengths: Callable[[dict[str, Tensor]], Tensor], blank: int = 0,
+        config: TransducerConfig | None = None, max_symbols: int = 5,
+    ) -> None:
+        super().__init__()
+        if max_symbols < 1:
+            raise ConfigError(f"max_symbols must be >= 1, found {max_symbols}")
+        self.transducer = Transducer(dim, n_labels, blank, config)
+        self.blank, self.max_symbols = blank, max_symbols
+        self._lengths = lengths
+
+    def forward(self, h: Tensor, mask: Tensor) -> Tensor:
+        return h * mask.unsqueeze(-1).to(h.dtype)  # (B, T', H)
+
+    def loss(self, output: Tensor, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        lengths = self._lengths(batch).clamp(min=1, max=output.shape[1])
+        targets, n = batch["labels"], batch["label_lengths"]
+        total = self.transducer.loss(output, lengths, targets, n, reduction="sum")
+        return total, n.sum().clamp(min=1)
+
+    def transcribe(self, output: Tensor, mask: Tensor, beam: int = 1) -> list[list[int]]:
+        """Label ids per row: greedy (``beam`` 1, batched) or :func:`rnnt_prefix_beam_search`
+        of that width, one row at a time (``max_symbols`` labels per frame at most)."""
+        lengths = mask.sum(1)
+        enc = output.to(self.transducer.joiner.out.weight.dtype)
+        if beam <= 1:
+            return self.transducer.greedy(enc, lengths, self.max_symbols)
+        t = self.transducer
+        return [rnnt_prefix_beam_search(enc[b, : int(lengths[b])], t.predictor.step, t.joiner, self.blank, beam,
+                                        self.max_symbols)[0].tokens for b in range(len(enc))]
+
+    def decide(self, output: Tensor, mask: Tensor) -> Tensor:
+        """(B, U_max) long greedy label ids, -1 past each row's end."""
+        rows = self.transcribe(output, mask)
+        ids = torch.full((len(rows), max([len(r) for r in rows] + [1])), -1, dtype=torch.long)
+        for b, r in enumerate(rows):
+            ids[b, : len(r)] = torch.tensor(r, dtype=torch.long)
+        return ids
+
+    def probabilities(self, output: Tensor, mask: Tensor, differentiable: bool = False) -> Tensor:
+        raise ConfigError("an RNN-T head has no per-frame label distribution (its joiner scores depend on the "
+                          "labels emitted so far); probes and alignment need the CTC head")

@@ -79,7 +79,12 @@ class TranscriptionConfig:
     model over convolutions was still on it after 450 (bench/README.md). Training augmentation: ``spec_augment`` with
     ``freq_masks`` x ``freq_width`` and ``time_masks`` x ``time_width`` (frames, at most
     ``max_time_fraction`` of an utterance each); ``speed_factors`` (e.g. ``(0.9, 1.0, 1.1)``, empty =
-    off). ``lowercase`` folds the transcripts."""
+    off). ``lowercase`` folds the transcripts.
+
+    The RNN-T head (``head="rnnt"``, :class:`seqlab.models.transducer.TransducerHead`): an LSTM
+    prediction network ``rnnt_pred_dim`` wide with ``rnnt_pred_layers`` layers, a joiner
+    ``rnnt_joint_dim`` wide; decoding emits at most ``rnnt_max_symbols`` labels per frame and is
+    greedy (``rnnt_beam`` 1) or a prefix beam search of that width."""
 
     output: Output = "chars"
     sample_rate: int = 16000
@@ -101,6 +106,11 @@ class TranscriptionConfig:
     resample: bool = False
     lowercase: bool = False
     subword_vocab_size: int = 300
+    rnnt_pred_dim: int = 128
+    rnnt_pred_layers: int = 1
+    rnnt_joint_dim: int = 256
+    rnnt_beam: int = 1
+    rnnt_max_symbols: int = 5
 
     def __post_init__(self) -> None:
         if self.output not in ("chars", "phonemes", "words", "subwords"):
@@ -108,6 +118,7 @@ class TranscriptionConfig:
         if self.subsampling not in (1, 2, 4):
             raise ConfigError(f"subsampling must be 1, 2 or 4, found {self.subsampling}")
         check_at_least(self, 1, "conv_channels")
+        check_at_least(self, 1, "rnnt_pred_dim", "rnnt_pred_layers", "rnnt_joint_dim", "rnnt_beam", "rnnt_max_symbols")
         if self.subsampling_kind not in ("conv", "stack"):
             raise ConfigError(f"subsampling_kind must be conv or stack, found {self.subsampling_kind!r}")
         check_at_least(self, 0, "freq_masks", "freq_width", "time_masks", "time_width")
@@ -136,7 +147,9 @@ class TranscriptionTask(Task):
     metric_names = ("wer", "cer")
     input_keys = INPUT_KEYS
     file_shapes = (("audio_filepath", "text"), ("audio", "text"), ("features", "text"))
-    ends_used = ("frontend_dim",)
+    ends_used = ("frontend_dim", "head")
+    #: ``head="rnnt"``: an RNN transducer (prediction network + joiner) instead of the CTC head
+    heads = ("ctc", "rnnt")
     probe_rows: ProbeRows = ""
     prediction_kind = ""
 
@@ -338,7 +351,18 @@ class TranscriptionTask(Task):
     def build_head(self, spec: EndsSpec, dim: int, frontend: nn.Module, encoder: nn.Module) -> Head:
         from seqlab.audio.frontend import CTCHead
 
+        if spec.ends.head == "rnnt":
+            return self._rnnt_head(spec, dim)
         return CTCHead(dim, self.output_size, spec.dropout, blank=0)
+
+    def _rnnt_head(self, spec: EndsSpec, dim: int) -> Head:
+        from seqlab.models.transducer import TransducerConfig, TransducerHead
+
+        c = self.config
+        tc = TransducerConfig(pred_dim=c.rnnt_pred_dim, pred_layers=c.rnnt_pred_layers, joint_dim=c.rnnt_joint_dim,
+                              dropout=spec.dropout)
+        return TransducerHead(dim, self.output_size, self.output_lengths, blank=0, config=tc,
+                              max_symbols=c.rnnt_max_symbols)
 
     def output_lengths(self, batch: Batch) -> Tensor:
         """(B,) head positions per row (frames after subsampling)."""
@@ -362,6 +386,17 @@ class TranscriptionTask(Task):
         logp = output.detach().float().cpu()
         lengths = self.output_lengths(batch).clamp(max=logp.shape[1]).cpu()
         return [self._join([self.labels[i] for i in ids]) for ids in ctc_greedy(logp.numpy(), lengths.numpy(), blank=0)]
+
+    def predictions(self, network: Any, output: Tensor, batch: Batch, decoding: Any) -> list[Any]:
+        """Texts per row. An RNN-T head decodes greedily or by prefix beam search
+        (``rnnt_beam``); the CTC head's decision goes through :meth:`decode`."""
+        from seqlab.models.transducer import TransducerHead
+
+        head = getattr(network, "head", None)
+        if isinstance(head, TransducerHead):
+            rows = head.transcribe(output, network.output_mask(batch), beam=self.config.rnnt_beam)
+            return [self._join([self.labels[i] for i in ids]) for ids in rows]
+        return super().predictions(network, output, batch, decoding)
 
     def metrics(self, tallies: Sequence[Any], references: Sequence[Any], nll_sum: float, n_units: int) -> dict[str, float]:
         out = self.base_metrics(nll_sum, n_units)
