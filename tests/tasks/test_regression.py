@@ -64,6 +64,10 @@ def test_bad_input_is_a_clear_error() -> None:
         task.check_input("1 2 3", 0)
     assert task.parse_input("1, 2 3") == [1.0, 2.0, 3.0]
     assert task.parse_input('{"values": [1]}') == {"values": [1]}
+    with pytest.raises(DataError, match="invalid JSON"):  # a broken record is a DataError, not a raw traceback
+        task.parse_input('{"values": [1,')
+    with pytest.raises(DataError, match="numbers separated"):
+        task.parse_input("1 two 3")
 
 
 def test_adding_problem_end_to_end_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

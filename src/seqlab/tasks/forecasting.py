@@ -28,7 +28,6 @@ multi-horizon head (the last state -> h values), so errors do not accumulate. Ba
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from collections.abc import Mapping, Sequence
@@ -46,6 +45,7 @@ from seqlab.data.batching import TruncationReport, pad_floats
 from seqlab.errors import ConfigError, DataError
 from seqlab.metrics import forecasting as fm
 from seqlab.tasks.base import Batch, Encoded, Example, Item, ProbeRows, Task
+from seqlab.tasks.regression import parse_numbers
 
 if TYPE_CHECKING:
     from torch import nn
@@ -236,13 +236,7 @@ class ForecastingTask(Task):
 
     def parse_input(self, text: str) -> Any:
         """A JSON record (``{"y": [...], ...}``) or numbers separated by spaces or commas."""
-        text = text.strip()
-        if text.startswith("{"):
-            return json.loads(text)
-        try:
-            return [float(v) for v in text.replace(",", " ").split()]
-        except ValueError:
-            raise DataError(None, None, "numbers separated by spaces or commas, or a JSON record", repr(text)[:80]) from None
+        return parse_numbers(text)
 
     def check_input(self, value: Any, index: int) -> None:
         self.series(value, index, extra=self.h)

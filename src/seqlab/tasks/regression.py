@@ -42,7 +42,22 @@ if TYPE_CHECKING:
     from seqlab.models.heads import Head
     from seqlab.models.network import EndsSpec
 
-__all__ = ["RegressionConfig", "RegressionTask"]
+__all__ = ["RegressionConfig", "RegressionTask", "parse_numbers"]
+
+
+def parse_numbers(text: str) -> Any:
+    """A predict input for the numeric tasks: a JSON record (text starting with ``{``) or numbers
+    separated by spaces or commas; anything else is a :class:`DataError` saying what was found."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError) as e:
+            raise DataError(None, None, "a JSON record", f"invalid JSON ({e}): {text[:80]!r}") from None
+    try:
+        return [float(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise DataError(None, None, "numbers separated by spaces or commas, or a JSON record", repr(text)[:80]) from None
 
 
 @dataclass(frozen=True)
@@ -137,13 +152,7 @@ class RegressionTask(Task):
     def parse_input(self, text: str) -> Any:
         """A JSON record (``{"values": [...], ...}``) or numbers separated by spaces or commas
         (the one channel's values)."""
-        text = text.strip()
-        if text.startswith("{"):
-            return json.loads(text)
-        try:
-            return [float(v) for v in text.replace(",", " ").split()]
-        except ValueError:
-            raise DataError(None, None, "numbers separated by spaces or commas, or a JSON record", repr(text)[:80]) from None
+        return parse_numbers(text)
 
     def _as_example(self, value: Any, index: int) -> Any:
         if isinstance(value, (list, tuple, np.ndarray)) and len(self.config.channels) == 1:
