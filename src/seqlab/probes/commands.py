@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from seqlab.errors import SeqlabError
+from seqlab.forecast.probe_commands import COMMANDS as FORECAST_PROBES
 from seqlab.probes.audit_commands import COMMANDS as AUDITS
 
 __all__ = ["COMMANDS"]
@@ -69,4 +70,5 @@ def run_sensitivity(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "sensitivity": (add_sensitivity_args, run_sensitivity),
     **AUDITS,  # padding, truncation, exposure, long-range, length
+    **FORECAST_PROBES,  # forecast-sensitivity, fan-chart, horizon-errors
 }
