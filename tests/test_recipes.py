@@ -85,3 +85,18 @@ def test_recipe_false_keeps_the_plain_defaults(capsys: pytest.CaptureFixture[str
     assert "recipe" not in capsys.readouterr().err
     assert model.config == RNNConfig(cell="gru", d_model=8, hidden_size=8) and model.ends == EndsConfig()
     assert model.recipe_ is None
+
+
+def test_an_lm_counts_its_blocks_not_its_texts() -> None:
+    """42 long texts are 8,000 blocks: steps per epoch and patience follow the blocks (the old rule
+    counted texts, so a whole book got 60 epochs and the small-data patience)."""
+    lm = make_task("lm")
+    r = derive("lstm", lm, RNNConfig(), EndsConfig(), TrainConfig(), DataStats(42, 900_000, 1.0, items=8000), NONE)
+    per_epoch = -(-8000 // 32)
+    assert r.train["epochs"] == -(-MIN_STEPS // per_epoch) == 12 and r.train["patience"] == 5
+    texts = [{"text": " ".join(f"w{i % 7}" for i in range(400))} for _ in range(3)]
+    model = seqlab.build("gru", task="lm", task_options={"block_size": 16}, train={"epochs": 1, "progress": False},
+                         d_model=8, hidden_size=8)
+    model.fit(texts)
+    data = model.recipe_["data"]
+    assert data["examples"] == 3 and data["items"] == len(model.task.encode(texts).items) > 3

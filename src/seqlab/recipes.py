@@ -21,8 +21,9 @@ The rules (each only where the user left the setting alone):
 * **Learning rate.** Recurrent encoders train with Adam at 3e-3 (1e-3 is slow for them on small
   data); attention-based encoders keep 1e-3 with a warmup of 5% of the steps (at most 400).
 * **Enough steps, and patience to use them.** Epochs are raised so the run has at least 3,000
-  optimizer steps (at most 60 epochs); patience is 8 epochs under 5,000 examples, 5 under
-  50,000, else the default. Early stopping on the validation split ends the run when it stops
+  optimizer steps (at most 60 epochs); patience is 8 epochs under 5,000 training items, 5 under
+  50,000, else the default. Items are what an epoch draws batches from: the examples, or an
+  LM's blocks (a corpus of 40 long texts is thousands of blocks, not a small set). Early stopping on the validation split ends the run when it stops
   improving, so a generous epoch count costs time only while the model still improves.
 """
 
@@ -43,14 +44,23 @@ _RECURRENT = ("lstm", "gru", "elman")
 @dataclass(frozen=True)
 class DataStats:
     """What the recipe reads from the training split: examples, units (the task's positions:
-    tokens, characters, frames; summed) and the mean characters per unit (word tokens are > 1.5)."""
+    tokens, characters, frames; summed), the mean characters per unit (word tokens are > 1.5) and
+    ``items``, what one epoch draws batches from (the examples, except where the task cuts them
+    into pieces: an LM's blocks). Steps per epoch and the patience rule count items, so a corpus
+    of a few long texts is not mistaken for a small one."""
 
     examples: int
     units: int
     chars_per_unit: float = 1.0
+    items: int | None = None
+
+    @property
+    def n_items(self) -> int:
+        return self.examples if self.items is None else self.items
 
     def __str__(self) -> str:
-        return f"{self.examples:,} examples, {self.units:,} units"
+        pieces = "" if self.n_items == self.examples else f" ({self.n_items:,} training items)"
+        return f"{self.examples:,} examples{pieces}, {self.units:,} units"
 
 
 @dataclass
@@ -66,7 +76,7 @@ class Recipe:
 
     def record(self) -> dict[str, Any]:
         """JSON-able: saved in the model's ``config.json`` and printed at the start of training."""
-        return {"data": {"examples": self.stats.examples, "units": self.stats.units,
+        return {"data": {"examples": self.stats.examples, "items": self.stats.n_items, "units": self.stats.units,
                          "chars_per_unit": round(self.stats.chars_per_unit, 3)},
                 "model": dict(self.model), "ends": dict(self.ends), "train": dict(self.train),
                 "notes": dict(self.notes)}
@@ -120,18 +130,18 @@ def derive(family: str, task: Any, config: Any, ends: Any, train: Any, stats: Da
     set_train("lr", lr, "Adam for recurrent encoders on small data" if recurrent else "attention and SSM encoders")
     if "epochs" not in user_train and "max_steps" not in user_train and train.max_steps is None:
         batch = train.batch_size * train.grad_accum
-        per_epoch = max(1, math.ceil(stats.examples / batch))
+        per_epoch = max(1, math.ceil(stats.n_items / batch))
         want = min(MAX_EPOCHS, math.ceil(MIN_STEPS / per_epoch))
         if want > train.epochs:
             set_train("epochs", want, f"at least {MIN_STEPS:,} steps ({per_epoch} per epoch), early-stopped")
     epochs = r.train.get("epochs", train.epochs)
-    if stats.examples < 5_000:
-        set_train("patience", 8, "under 5,000 examples: noisy validation scores")
-    elif stats.examples < 50_000:
-        set_train("patience", 5, "under 50,000 examples")
+    if stats.n_items < 5_000:
+        set_train("patience", 8, "under 5,000 training items: noisy validation scores")
+    elif stats.n_items < 50_000:
+        set_train("patience", 5, "under 50,000 training items")
     if not recurrent and "warmup_steps" not in user_train and train.warmup_steps == 0:
         batch = train.batch_size * train.grad_accum
-        total = epochs * max(1, math.ceil(stats.examples / batch))
+        total = epochs * max(1, math.ceil(stats.n_items / batch))
         if train.max_steps is not None:
             total = min(total, train.max_steps)
         set_train("warmup_steps", min(400, max(1, total // 20)), "5% of the steps (at most 400)")

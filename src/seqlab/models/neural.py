@@ -145,8 +145,8 @@ class NeuralModel:
         from seqlab.recipes import DataStats, apply, derive
 
         first = train.epoch(0) if isinstance(train, Resampled) else train
-        units = sum(self.task.lengths(self.task.encode(first).items))
-        stats = DataStats(len(first), units, self.task.chars_per_unit(first))
+        items = self.task.encode(first).items
+        stats = DataStats(len(first), sum(self.task.lengths(items)), self.task.chars_per_unit(first), len(items))
         recipe = derive(self.family, self.task, self.config, self.ends, self.train_config, stats, self.explicit)
         self.config, ends, self.train_config = apply(recipe, self.config, self.ends, self.train_config)
         if ends.char_filters != self.ends.char_filters:
