@@ -11,7 +11,11 @@ speaker are the test set, 5-9 validation, 10-49 training (the seen-speaker split
 ``held_out_speaker`` the test set is all of that speaker's recordings and the other three speakers
 train (10-49) and validate (0-9): leave one speaker out. Every recording lands in exactly one
 utterance of its split (``train_passes`` > 1 joins the training recordings again in new orders).
-Where the folder is: ``$SEQLAB_FSDD_DIR``, else ``../shared/data/fsdd`` beside the working directory
+Each recording's DC offset (its sample mean) is removed before joining (``remove_dc``, the default):
+one speaker's recordings (nicolas) sit on a constant offset of about 0.007 full scale, so joining
+them to silence at zero would put a step at every join and a constant in the lowest mel bands
+during his digits only, a channel cue no other speaker has (``remove_dc=False`` keeps the raw
+samples). Where the folder is: ``$SEQLAB_FSDD_DIR``, else ``../shared/data/fsdd`` beside the working directory
 or above the installed package.
 
 ``asterisk_prompts`` (:func:`read_asterisk_prompts`): the English voice prompts of Asterisk (Debian
@@ -55,8 +59,9 @@ def fsdd_root() -> Path:
         "or place it at ../shared/data/fsdd")
 
 
-def _recordings(root: Path) -> dict[str, list[tuple[int, int, np.ndarray]]]:
-    """speaker -> [(digit, index, samples)] sorted by (digit, index)."""
+def _recordings(root: Path, remove_dc: bool = True) -> dict[str, list[tuple[int, int, np.ndarray]]]:
+    """speaker -> [(digit, index, samples)] sorted by (digit, index); ``remove_dc`` subtracts each
+    recording's mean."""
     from seqlab.audio.io import read_audio
 
     out: dict[str, list[tuple[int, int, np.ndarray]]] = {}
@@ -65,7 +70,10 @@ def _recordings(root: Path) -> dict[str, list[tuple[int, int, np.ndarray]]]:
         if m is None:
             continue
         digit, speaker, index = int(m.group(1)), m.group(2), int(m.group(3))
-        out.setdefault(speaker, []).append((digit, index, read_audio(p, FSDD_RATE)))
+        wave = read_audio(p, FSDD_RATE)
+        if remove_dc:
+            wave = (wave - wave.mean(dtype=np.float64)).astype(np.float32)
+        out.setdefault(speaker, []).append((digit, index, wave))
     if not out:
         raise DataError(root / "recordings", None, "{digit}_{speaker}_{index}.wav files", "none")
     return {s: sorted(v, key=lambda r: (r[0], r[1])) for s, v in sorted(out.items())}
@@ -116,13 +124,14 @@ def _utterances(recs: list[tuple[int, int, np.ndarray]], speaker: str, rng: rand
     return out
 
 
-def read_fsdd_digits(held_out_speaker: str | None = None, train_passes: int = 1, mix_seed: int = 0) -> list[dict[str, Any]]:
+def read_fsdd_digits(held_out_speaker: str | None = None, train_passes: int = 1, mix_seed: int = 0,
+                     remove_dc: bool = True) -> list[dict[str, Any]]:
     """Connected-digit utterances, each with its ``"split"`` (see the module docstring)."""
     if held_out_speaker is not None and held_out_speaker not in FSDD_SPEAKERS:
         raise DataError(None, None, f"held_out_speaker one of {', '.join(FSDD_SPEAKERS)}", repr(held_out_speaker))
     if train_passes < 1:
         raise DataError(None, None, "train_passes >= 1", str(train_passes))
-    recs = _recordings(fsdd_root())
+    recs = _recordings(fsdd_root(), remove_dc)
     rng = random.Random(mix_seed)
     examples: list[dict[str, Any]] = []
     for speaker, rows in recs.items():

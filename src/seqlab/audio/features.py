@@ -18,6 +18,8 @@ filterbank as non-persistent buffers (they are rebuilt from the config, never sa
   (``scipy.signal.resample_poly``: a Kaiser-windowed FIR low-pass, then up/down by integers).
   Speed perturbation (Ko et al. 2015) resamples by a factor and plays the result at the original
   rate, so tempo and pitch change together.
+- :func:`add_noise`: white Gaussian noise at a signal-to-noise ratio (dB) over the utterance, drawn
+  from an explicit ``torch.Generator`` (noise augmentation: recordings differ in their background).
 
 Shapes: B batch, N samples, T frames, M mel bands, K = n_fft // 2 + 1 frequency bins.
 """
@@ -40,6 +42,7 @@ from seqlab.errors import ConfigError
 __all__ = [
     "FeatureConfig", "LogMel", "mel_filterbank", "hz_to_mel", "mel_to_hz", "log_mel", "frame_lengths",
     "normalize", "subsampled_lengths", "lengths_mask", "spec_augment_masks", "apply_masks", "resample", "speed_perturb",
+    "add_noise",
 ]
 
 MelScale = Literal["htk", "slaney"]
@@ -271,3 +274,14 @@ def speed_perturb(wave: np.ndarray, factor: float) -> np.ndarray:
 
     r = Fraction(1 / factor).limit_denominator(100)
     return resample_poly(np.asarray(wave, dtype=np.float64), r.numerator, r.denominator).astype(np.float32)
+
+
+def add_noise(wave: np.ndarray, snr_db: float, generator: torch.Generator) -> np.ndarray:
+    """(N,) -> (N,) float32: ``wave`` plus white Gaussian noise whose power is the utterance's mean
+    power over ``10 ** (snr_db / 10)``, drawn from ``generator``. A silent wave is returned as is."""
+    x = np.asarray(wave, dtype=np.float32)
+    power = float(np.mean(np.square(x, dtype=np.float64))) if len(x) else 0.0
+    if power <= 0.0:
+        return x
+    noise = torch.randn(len(x), generator=generator, dtype=torch.float64).numpy()
+    return (x + math.sqrt(power / 10.0 ** (snr_db / 10.0)) * noise).astype(np.float32)

@@ -152,11 +152,12 @@ def _read_adding(n: int = 10000, T: int = 50) -> list[Example]:
     return adding(n, T=T, seed=0)
 
 
-def _read_fsdd_digits(held_out_speaker: str | None = None, train_passes: int = 1, mix_seed: int = 0) -> list[Example]:
+def _read_fsdd_digits(held_out_speaker: str | None = None, train_passes: int = 1, mix_seed: int = 0,
+                      remove_dc: bool = True) -> list[Example]:
     """Connected FSDD digits with their own split (:func:`seqlab.audio.datasets.read_fsdd_digits`)."""
     from seqlab.audio.datasets import read_fsdd_digits
 
-    return read_fsdd_digits(held_out_speaker, train_passes, mix_seed)
+    return read_fsdd_digits(held_out_speaker, train_passes, mix_seed, remove_dc)
 
 
 def _read_asterisk_prompts() -> list[Example]:

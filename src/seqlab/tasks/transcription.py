@@ -15,8 +15,8 @@ Network: log-mel (:mod:`seqlab.audio.features`) -> per-utterance normalisation -
 (training) -> subsampling 1x/2x/4x (frame stacking, or strided convolutions) -> any encoder -> :class:`CTCHead`. Loss: CTC
 (Graves et al. 2006, ``F.ctc_loss``) summed over utterances, per reference label. Decoding: greedy
 (:func:`seqlab.inference.ctc.ctc_greedy`). Augmentation happens in :meth:`collate` when it is given
-a generator (training): speed perturbation (``speed_factors``, one factor per utterance) and the
-SpecAugment masks, both drawn from that generator, so a seed gives the same batches.
+a generator (training): speed perturbation (``speed_factors``, one factor per utterance), additive
+noise (``noise_snr``) and the SpecAugment masks, all drawn from that generator, so a seed gives the same batches.
 
 Metrics (:mod:`seqlab.metrics.transcription`): WER and CER (jiwer corpus rates), and the same broken
 down by speaker (``wer[speaker=S]``, when examples name two or more speakers) and by length
@@ -43,6 +43,7 @@ from torch import Tensor
 
 from seqlab.audio.features import (
     FeatureConfig,
+    add_noise,
     frame_lengths,
     spec_augment_masks,
     speed_perturb,
@@ -79,7 +80,8 @@ class TranscriptionConfig:
     model over convolutions was still on it after 450 (bench/README.md). Training augmentation: ``spec_augment`` with
     ``freq_masks`` x ``freq_width`` and ``time_masks`` x ``time_width`` (frames, at most
     ``max_time_fraction`` of an utterance each); ``speed_factors`` (e.g. ``(0.9, 1.0, 1.1)``, empty =
-    off). ``lowercase`` folds the transcripts.
+    off); ``noise_snr`` (low, high) dB: white noise added to each utterance at an SNR drawn uniformly
+    in that range (empty = off; after speed perturbation). ``lowercase`` folds the transcripts.
 
     The RNN-T head (``head="rnnt"``, :class:`seqlab.models.transducer.TransducerHead`): an LSTM
     prediction network ``rnnt_pred_dim`` wide with ``rnnt_pred_layers`` layers, a joiner
@@ -103,6 +105,7 @@ class TranscriptionConfig:
     time_width: int = 10
     max_time_fraction: float = 0.2
     speed_factors: tuple[float, ...] = ()
+    noise_snr: tuple[float, ...] = ()
     resample: bool = False
     lowercase: bool = False
     subword_vocab_size: int = 300
@@ -124,6 +127,8 @@ class TranscriptionConfig:
         check_at_least(self, 0, "freq_masks", "freq_width", "time_masks", "time_width")
         if any(f <= 0 for f in self.speed_factors):
             raise ConfigError(f"speed_factors must be > 0, found {self.speed_factors}")
+        if self.noise_snr and (len(self.noise_snr) != 2 or self.noise_snr[0] > self.noise_snr[1]):
+            raise ConfigError(f"noise_snr must be (low, high) dB with low <= high, or empty; found {self.noise_snr}")
         if not 0 <= self.max_time_fraction <= 1:
             raise ConfigError(f"max_time_fraction must be in [0, 1], found {self.max_time_fraction}")
         _ = self.features  # validates the audio settings
@@ -321,6 +326,10 @@ class TranscriptionTask(Task):
         if audio and generator is not None and c.speed_factors:
             picks = torch.randint(0, len(c.speed_factors), (len(items),), generator=generator).tolist()
             signals = [speed_perturb(s, c.speed_factors[k]) for s, k in zip(signals, picks)]
+        if audio and generator is not None and c.noise_snr:
+            lo, hi = c.noise_snr
+            snrs = (lo + (hi - lo) * torch.rand(len(items), generator=generator, dtype=torch.float64)).tolist()
+            signals = [add_noise(s, snr, generator) for s, snr in zip(signals, snrs)]
         values, mask = pad_floats(signals)  # (B, N) or (B, T, F)
         labels, _ = pad_floats([np.asarray(it["labels"], dtype=np.int64) for it in items], dtype=torch.long)
         batch: Batch = {
