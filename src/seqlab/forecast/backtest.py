@@ -4,7 +4,9 @@
 leaving the final h values of every series to score: window k (k = windows-1 .. 0) cuts each
 series at ``n - k * step`` and evaluates its last h values from the history before them
 (``model.evaluate``, so a local model is refitted at each origin and a model's own intervals
-are scored too). It returns each window's metrics and their mean over windows.
+are scored too). A trained global model (one with ``evaluate_windows``) is not refitted: all
+its windows go through one batched forward pass. It returns each window's metrics and their
+mean over windows.
 
 :func:`save_fan_chart` draws a series' history, forecast and intervals; :func:`save_error_by_horizon`
 a metric per forecast step (from :func:`seqlab.metrics.forecasting.per_horizon`).
@@ -29,24 +31,29 @@ def backtest(model: Any, examples: Sequence[Mapping[str, Any]], windows: int = 3
     step = h if step is None else step
     if windows < 1 or step < 1:
         raise ConfigError(f"windows and step must be >= 1, found windows={windows}, step={step}")
-    rows = []
-    for k in range(windows - 1, -1, -1):
-        cut = k * step
-        part = []
+    cuts = [k * step for k in range(windows - 1, -1, -1)]
+    for cut in cuts:
         for i, ex in enumerate(examples):
-            n = len(ex["y"])
-            if n - cut <= h + 2:
+            if len(ex["y"]) - cut <= h + 2:
                 raise DataError(None, None, f"series {ex.get('id', i)!r}: more than h + 2 + {cut} values for "
-                                f"{windows} windows {step} apart", f"{n}")
-            cut_ex = dict(ex)
-            cut_ex["y"] = list(ex["y"][:n - cut])
-            for role in ("past", "future"):
-                if role in ex:
-                    cut_ex[role] = {c: list(v[:n - cut]) for c, v in ex[role].items()}
-            part.append(cut_ex)
-        rows.append({"origin_back": cut + h, **model.evaluate(part)})
+                                f"{windows} windows {step} apart", f"{len(ex['y'])}")
+    if hasattr(model, "evaluate_windows"):  # a trained global model: every window in one batched pass
+        rows = [{"origin_back": cut + h, **m} for cut, m in zip(cuts, model.evaluate_windows(examples, cuts))]
+    else:
+        rows = [{"origin_back": cut + h, **model.evaluate([_cut(ex, len(ex["y"]) - cut) for ex in examples])}
+                for cut in cuts]
     keys = [key for key in rows[0] if key != "origin_back"]
     return {"windows": rows, "mean": {key: float(np.mean([r[key] for r in rows])) for key in keys}}
+
+
+def _cut(ex: Mapping[str, Any], end: int) -> dict[str, Any]:
+    """``ex`` with its values (and past / future covariates) cut at ``end``."""
+    out = dict(ex)
+    out["y"] = list(ex["y"][:end])
+    for role in ("past", "future"):
+        if role in ex:
+            out[role] = {c: list(v[:end]) for c, v in ex[role].items()}
+    return out
 
 
 def save_fan_chart(history: Sequence[float], forecast: Any, path: str | Path, *, actual: Sequence[float] | None = None,

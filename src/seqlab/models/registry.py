@@ -143,6 +143,10 @@ FAMILIES.update({name: Family(name, desc, *_FC, defaults={"method": spec}, estim
     ("arima", "AutoARIMA: stepwise search by AICc, exact likelihood via the Kalman filter (Hyndman & Khandakar 2008)", "seqlab.forecast.arima:AutoARIMA"),
     ("structural", "structural model: level, trend and season by the Kalman filter, smoothed components (Harvey 1989)", "seqlab.forecast.structural:Structural"),
 ]})
+# Global neural forecasters (issue 16): one network over all series, windows sampled across them.
+_GF = ("seqlab.models.global_forecast", "GlobalForecastConfig", "", "causal (a lookback window)")
+FAMILIES["nbeats"] = Family("nbeats", "N-BEATS, generic or interpretable, median ensemble over lookbacks and seeds (Oreshkin et al. 2020)", *_GF, defaults={"encoder": "nbeats"}, estimator="GlobalForecastModel")
+FAMILIES["global"] = Family("global", "global forecaster on a seqlab encoder (gru, lstm, transformer with patches, mamba), direct multi-horizon head", *_GF, defaults={"encoder": "gru"}, estimator="GlobalForecastModel")
 ALIASES: dict[str, str] = {"rnn": "elman"}
 def get_family(name: str) -> Family:
     key = ALIASES.get(name, name)

