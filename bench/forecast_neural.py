@@ -29,7 +29,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "nbeats": ("nbeats", {"stacks": "generic", "blocks": 4, "width": 256, "layers": 4, "loss": "smape",
                           "lookbacks": [36, 54, 72], "seeds": [0, 1, 2], "history": 10.0, "steps": 600,
                           "batch_size": 512, "lr": 1e-3, "steps_per_epoch": 100}),
-    "nbeats-i": ("nbeats", {"stacks": "interpretable", "blocks": 3, "width": 256, "layers": 4, "loss": "smape",
+    "nbeats-i": ("nbeats", {"stacks": "interpretable", "period": 12, "blocks": 3, "width": 256, "layers": 4, "loss": "smape",
                             "lookbacks": [36, 54, 72], "seeds": [0, 1, 2], "history": 10.0, "steps": 600,
                             "batch_size": 512, "lr": 1e-3, "steps_per_epoch": 100}),
     "gru": ("global", {"encoder": "gru", "encoder_options": {"d_model": 64, "hidden_size": 64}, "loss": "smape",
@@ -49,6 +49,8 @@ def main() -> int:
     ap.add_argument("--run", required=True, help="run directory: finished members are kept here")
     ap.add_argument("--members-per-call", type=int, default=None)
     ap.add_argument("--set", action="append", default=[], help="key=JSON value overriding the preset")
+    ap.add_argument("--backtest", type=int, default=0, metavar="K",
+                    help="then time a K-window backtest (one batched pass) against K predicts, one per window")
     args = ap.parse_args()
 
     import seqlab
@@ -76,13 +78,51 @@ def main() -> int:
            "members": members, "cpu_minutes": model.cpu_seconds_ / 60, "parameters": model.n_parameters,
            "eval_seconds": seconds, **{k: metrics[k] for k in ("smape", "smape_abs", "mase", "owa")}}
     Path(args.run, "result.json").write_text(json.dumps(row, indent=1))
+    model.save(Path(args.run, "model"))
     print("| data | model | members | training CPU-min | sMAPE | sMAPE abs | MASE | OWA |")
     print("|---|---|---|---|---|---|---|---|")
     print(f"| {args.competition} monthly | {args.preset} | {members} | {row['cpu_minutes']:.2f} | {row['smape']:.2f} | "
           f"{row['smape_abs']:.2f} | {row['mase']:.3f} | {row['owa']:.3f} |")
     for name, value in PUBLISHED.get(args.competition, {}).items():
         print(f"| {args.competition} monthly | published {name} | | | {value:.2f} | | | |")
+    if args.backtest:
+        time_backtest(model, data, args.backtest)
     return 0
+
+
+def time_backtest(model: Any, data: list[dict[str, Any]], k: int) -> None:
+    """A K-window backtest of the trained model (windows H apart) against K calls of ``predict``,
+    one per window on the series cut at that origin; best of 3 runs each (process CPU seconds)."""
+    from seqlab.forecast.backtest import backtest
+
+    cuts = [j * H for j in range(k - 1, -1, -1)]
+    inputs = [[ex["y"][:len(ex["y"]) - c - H] for ex in data] for c in cuts]
+
+    def best(fn: Any) -> float:
+        times = []
+        for _ in range(3):
+            start = time.process_time()
+            fn()
+            times.append(time.process_time() - start)
+        return min(times)
+
+    t_predict = best(lambda: [model.predict(x) for x in inputs])
+    t_forward = best(lambda: model._raw(*_windows(model, data, cuts)))
+    t_backtest = best(lambda: backtest(model, data, windows=k, step=H))
+    print(f"\n| K windows | {k} predicts (s) | one batched forward of all windows (s) | backtest with metrics (s) "
+          "| forward / predicts | backtest / predicts |\n|---|---|---|---|---|---|")
+    print(f"| {k} | {t_predict:.3f} | {t_forward:.3f} | {t_backtest:.3f} | {t_forward / t_predict:.2f} | "
+          f"{t_backtest / t_predict:.2f} |")
+
+
+def _windows(model: Any, data: list[dict[str, Any]], cuts: list[int]) -> tuple[Any, Any, Any]:
+    import numpy as np
+
+    from seqlab.forecast.neural import Panel
+
+    panel = Panel.of([np.asarray(ex["y"]) for ex in data], [12] * len(data))
+    rows = np.tile(np.arange(len(data)), len(cuts))
+    return panel, rows, np.concatenate([panel.lengths - c - H for c in cuts])
 
 
 if __name__ == "__main__":

@@ -68,6 +68,13 @@ def test_interpretable_trend_block_forecasts_a_polynomial() -> None:
         assert np.allclose(np.polyval(coef, t), row, atol=1e-4)
 
 
+def test_season_period_basis_repeats_every_season() -> None:
+    net = NBeats(8, 10, kind="interpretable", blocks=1, width=16, layers=2, period=4)
+    back, fc = net.stack[1](torch.randn(3, 8))  # the seasonality block: (3, 8), (3, 1, 10)
+    assert torch.allclose(fc[:, 0, 4:], fc[:, 0, :-4], atol=1e-4)
+    assert torch.allclose(back[:, 4:], back[:, :-4], atol=1e-4)
+
+
 def test_windows_against_brute_force() -> None:
     ys = [np.arange(1.0, 11.0), np.arange(1.0, 4.0) * 10]
     panel = Panel.of(ys, [1, 1])

@@ -14,14 +14,16 @@ Bases (paper section 3.3):
 - generic: a learned linear map (the coefficients are the values themselves, one per step);
 - trend: a polynomial of small degree p, ``sum_i theta_i t^i`` on ``t = [0, 1, ..., H-1] / H``;
 - seasonality: a Fourier series, ``theta_0 + sum_i theta_i cos(2 pi i t) + theta'_i sin(2 pi i t)``
-  for i = 1 .. floor(H/2) - 1 on the same ``t``.
+  for i = 1 .. floor(H/2) - 1 on the same ``t``. Its periods are H / i steps, so a season that
+  does not divide H (12 months in M3's H = 18) has no exact term; ``period=m`` measures ``t`` in
+  seasons instead (``t = step / m``, i = 1 .. floor(m/2)): the harmonics of period m (our
+  option, not the paper's).
 
 The generic model stacks ``blocks`` blocks with their own weights; the interpretable model is a
 trend stack followed by a seasonality stack of ``blocks`` blocks each, weights shared within a
 stack (as the paper's interpretable configuration). The backcast of a trend or seasonality block
-is the same function on the window's own steps ``t = [-L, ..., -1] / H`` (one time axis for
-window and forecast, so a block's backcast and forecast are one curve; the paper writes each on
-its own grid). Padding of a window shorter than L stays zero: backcasts are masked.
+is the same basis on the window's own steps ``t = [-L, ..., -1] / H`` (one time axis for window
+and forecast; the paper writes each on its own grid), with its own coefficients ``theta_b``. Padding of a window shorter than L stays zero: backcasts are masked.
 
 With Q > 1 forecast rows (a quantile head) each block emits Q sets of forecast coefficients.
 """
@@ -84,7 +86,7 @@ class NBeats(nn.Module):
 
     def __init__(self, lookback: int, horizon: int, *, kind: Literal["generic", "interpretable"] = "generic",
                  blocks: int = 6, width: int = 256, layers: int = 4, rows: int = 1, degree: int = 3,
-                 harmonics: int | None = None) -> None:
+                 harmonics: int | None = None, period: int | None = None) -> None:
         super().__init__()
         self.kind = kind
         self.blocks = blocks
@@ -94,8 +96,12 @@ class NBeats(nn.Module):
         t_f = torch.arange(horizon, dtype=torch.float32) / horizon  # (H,)
         t_b = torch.arange(-lookback, 0, dtype=torch.float32) / horizon  # (L,)
         k = max(harmonics if harmonics is not None else horizon // 2 - 1, 1)
+        s_f, s_b = t_f, t_b
+        if period is not None:  # the harmonics of one season of ``period`` steps
+            s_f, s_b = t_f * horizon / period, t_b * horizon / period
+            k = max(harmonics if harmonics is not None else period // 2, 1)
         trend = NBeatsBlock(lookback, horizon, width, layers, rows, trend_basis(degree, t_b), trend_basis(degree, t_f))
-        season = NBeatsBlock(lookback, horizon, width, layers, rows, seasonality_basis(k, t_b), seasonality_basis(k, t_f))
+        season = NBeatsBlock(lookback, horizon, width, layers, rows, seasonality_basis(k, s_b), seasonality_basis(k, s_f))
         self.stack = nn.ModuleList([trend, season])  # each applied ``blocks`` times (shared weights)
 
     def _order(self) -> list[nn.Module]:

@@ -66,7 +66,8 @@ __all__ = ["GlobalForecastConfig", "GlobalForecastModel"]
 class GlobalForecastConfig:
     """``encoder``: "nbeats" or a sequence family; N-BEATS: ``stacks`` generic / interpretable,
     ``blocks`` (per stack when interpretable), ``width``, ``layers`` per block, trend ``degree``,
-    ``harmonics`` (None: floor(h/2) - 1); a sequence encoder: its width ``d_model`` (an RNN's
+    ``harmonics`` (None: floor(h/2) - 1), or the harmonics of a season of ``period`` steps
+    (:class:`~seqlab.forecast.nbeats.NBeats`); a sequence encoder: its width ``d_model`` (an RNN's
     hidden size too), ``encoder_options`` (its family's settings, which win, e.g.
     ``{"num_layers": 2}``) and ``patch``. ``lookbacks``: window lengths in steps
     (empty: the task's lookback); ``history``: origins among the last ``history`` x h steps
@@ -79,6 +80,7 @@ class GlobalForecastConfig:
     layers: int = 4
     degree: int = 3
     harmonics: int | None = None
+    period: int | None = None
     d_model: int = 64
     encoder_options: dict[str, Any] = field(default_factory=dict)
     patch: int = 1
@@ -123,6 +125,8 @@ class GlobalForecastConfig:
             raise ConfigError(f"scale must be one of {', '.join(SCALES)}, found {self.scale!r}")
         if self.combine not in ("median", "mean"):
             raise ConfigError(f"combine must be 'median' or 'mean', found {self.combine!r}")
+        if self.period is not None and self.period < 2:
+            raise ConfigError(f"period is a season length >= 2 (or None), found {self.period}")
         if self.history is not None and self.history <= 0:
             raise ConfigError(f"history must be > 0 (horizons) or None, found {self.history}")
         if not (self.lr > 0 and math.isfinite(self.lr)) or self.weight_decay < 0:
@@ -188,7 +192,7 @@ class GlobalForecastModel(ClassicalModel):
             net: nn.Module
             if c.encoder == "nbeats":
                 net = NBeats(lookback, h, kind=c.stacks, blocks=c.blocks, width=c.width, layers=c.layers, rows=rows,
-                             degree=c.degree, harmonics=c.harmonics)
+                             degree=c.degree, harmonics=c.harmonics, period=c.period)
             else:
                 net = EncoderForecaster(c.encoder, dict(c.encoder_options), lookback, h, rows, c.patch, c.d_model)
             return _Member(net, c.quantiles, c.loss)
