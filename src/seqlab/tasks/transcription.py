@@ -3,8 +3,10 @@
 Examples: ``{"audio_filepath": "a.wav", "text": "three one four"}`` (the manifest form, see
 :mod:`seqlab.audio.readers`; optional ``offset`` / ``duration`` in seconds cut a segment,
 ``speaker`` feeds the per-speaker breakdown), ``{"audio": [samples...], "text": ...}`` (a waveform
-at the task's ``sample_rate``), or ``{"features": "f.npy" or (T, F) array, "text": ...}``. One kind
-per task, fixed by the training examples.
+at the task's ``sample_rate``), ``{"features": "f.npy" or (T, F) array, "text": ...}``, or
+``{"symbols": ["w", "o", "r", "d"], "text": "W ER D"}`` (a symbol string read as one-hot frames,
+each symbol ``symbol_repeat`` times, :mod:`seqlab.data.symbol_frames`: grapheme-to-phoneme as
+CTC, Rao et al. 2015). One kind per task, fixed by the training examples.
 
 Outputs (``output``): characters (the default; a space is a label, so words come back), phonemes
 or words (whitespace-separated tokens of ``text``), or subwords (byte-level BPE learned on the
@@ -66,7 +68,8 @@ __all__ = ["TranscriptionConfig", "TranscriptionTask", "BLANK"]
 
 BLANK = "<blank>"
 Output = Literal["chars", "phonemes", "words", "subwords"]
-INPUT_KEYS = ("audio_filepath", "audio", "features")
+INPUT_KEYS = ("audio_filepath", "audio", "features", "symbols")
+FRAME_KINDS = ("features", "symbols")  # inputs that are frames already (no log-mel)
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,8 @@ class TranscriptionConfig:
     The RNN-T head (``head="rnnt"``, :class:`seqlab.models.transducer.TransducerHead`): an LSTM
     prediction network ``rnnt_pred_dim`` wide with ``rnnt_pred_layers`` layers, a joiner
     ``rnnt_joint_dim`` wide; decoding emits at most ``rnnt_max_symbols`` labels per frame and is
-    greedy (``rnnt_beam`` 1) or a prefix beam search of that width."""
+    greedy (``rnnt_beam`` 1) or a prefix beam search of that width. ``symbol_repeat``: frames per
+    symbol of a ``symbols`` input."""
 
     output: Output = "chars"
     sample_rate: int = 16000
@@ -114,6 +118,7 @@ class TranscriptionConfig:
     rnnt_joint_dim: int = 256
     rnnt_beam: int = 1
     rnnt_max_symbols: int = 5
+    symbol_repeat: int = 2
 
     def __post_init__(self) -> None:
         if self.output not in ("chars", "phonemes", "words", "subwords"):
@@ -121,6 +126,7 @@ class TranscriptionConfig:
         if self.subsampling not in (1, 2, 4):
             raise ConfigError(f"subsampling must be 1, 2 or 4, found {self.subsampling}")
         check_at_least(self, 1, "conv_channels")
+        check_at_least(self, 1, "symbol_repeat")
         check_at_least(self, 1, "rnnt_pred_dim", "rnnt_pred_layers", "rnnt_joint_dim", "rnnt_beam", "rnnt_max_symbols")
         if self.subsampling_kind not in ("conv", "stack"):
             raise ConfigError(f"subsampling_kind must be conv or stack, found {self.subsampling_kind!r}")
@@ -151,7 +157,7 @@ class TranscriptionTask(Task):
     decoding = "greedy"
     metric_names = ("wer", "cer")
     input_keys = INPUT_KEYS
-    file_shapes = (("audio_filepath", "text"), ("audio", "text"), ("features", "text"))
+    file_shapes = (("audio_filepath", "text"), ("audio", "text"), ("features", "text"), ("symbols", "text"))
     ends_used = ("frontend_dim", "head")
     #: ``head="rnnt"``: an RNN transducer (prediction network + joiner) instead of the CTC head
     heads = ("ctc", "rnnt")
@@ -163,7 +169,8 @@ class TranscriptionTask(Task):
         self.keys = ("text",)  # type: ignore[misc]
         self.labels: list[str] = []  # id -> label; 0 is the blank
         self.stoi: dict[str, int] = {}
-        self.input_kind = ""  # "audio" or "features"
+        self.input_kind = ""  # "audio", "features" or "symbols"
+        self.symbols: list[str] = []  # a symbols input's alphabet (from the training examples)
         self.n_features = 0
         self.tokenizer: Any = None
 
@@ -214,7 +221,7 @@ class TranscriptionTask(Task):
         if isinstance(ex, dict):
             for key in INPUT_KEYS:
                 if key in ex:
-                    return "features" if key == "features" else "audio"
+                    return key if key in FRAME_KINDS else "audio"
         raise DataError(None, None, f"example {index}: a record with one of the keys {', '.join(INPUT_KEYS)}",
                         repr(ex)[:80])
 
@@ -222,6 +229,13 @@ class TranscriptionTask(Task):
         """(N,) float32 samples or (T, F) float32 features of one example."""
         where = tuple(ex["source_line"]) if isinstance(ex.get("source_line"), list) else None
         c = self.config
+        if "symbols" in ex:
+            from seqlab.data.symbol_frames import symbol_frames
+
+            value = ex["symbols"]
+            if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
+                raise DataError(None, None, f"example {index}: 'symbols' as a non-empty list of strings", repr(value)[:80])
+            return symbol_frames(value, self.symbols, c.symbol_repeat)
         if "features" in ex:
             value = ex["features"]
             if isinstance(value, (str, Path)):
@@ -243,6 +257,8 @@ class TranscriptionTask(Task):
         """A raw prediction input as an example: a path (audio file or ``.npy``), a waveform, or a record."""
         if isinstance(value, (str, Path)):
             return {"features" if str(value).endswith(".npy") else "audio_filepath": str(value)}
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+            return {"symbols": list(value)}
         if isinstance(value, (list, tuple, np.ndarray)):
             return {"features" if np.ndim(value) == 2 else "audio": value}
         if isinstance(value, dict):
@@ -271,6 +287,9 @@ class TranscriptionTask(Task):
         units = sorted({u for t in texts for u in self._units(t)})
         self.labels = [BLANK, *units]
         self.stoi = {u: i for i, u in enumerate(self.labels)}
+        if self.input_kind == "symbols":
+            self.symbols = sorted({str(v) for ex in examples for v in ex["symbols"]})
+            self.n_features = len(self.symbols) + 1
         if self.input_kind == "features":
             first = examples[0]
             self.n_features = int(self._signal(first, 0).shape[1])
@@ -322,7 +341,7 @@ class TranscriptionTask(Task):
     def collate(self, items: Sequence[Item], generator: torch.Generator | None = None) -> Batch:
         c = self.config
         signals = [it["signal"] for it in items]
-        audio = self.input_kind != "features"
+        audio = self.input_kind not in FRAME_KINDS
         if audio and generator is not None and c.speed_factors:
             picks = torch.randint(0, len(c.speed_factors), (len(items),), generator=generator).tolist()
             signals = [speed_perturb(s, c.speed_factors[k]) for s, k in zip(signals, picks)]
@@ -353,7 +372,7 @@ class TranscriptionTask(Task):
         from seqlab.audio.frontend import AudioFrontend
 
         c = self.config
-        features = c.features if self.input_kind != "features" else None
+        features = c.features if self.input_kind not in FRAME_KINDS else None
         return AudioFrontend(features, self.n_features, spec.embedding_dim, subsampling=c.subsampling,
                              channels=c.conv_channels, dropout=spec.dropout, normalise=c.normalize, kind=c.subsampling_kind)
 
@@ -436,7 +455,7 @@ class TranscriptionTask(Task):
     # --- persistence ---------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {"config": to_dict(self.config), "labels": self.labels, "input_kind": self.input_kind,
-                "n_features": self.n_features, "tokenizer": None if self.tokenizer is None else self.tokenizer.to_json()}
+                "n_features": self.n_features, "symbols": self.symbols, "tokenizer": None if self.tokenizer is None else self.tokenizer.to_json()}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> TranscriptionTask:
@@ -444,6 +463,7 @@ class TranscriptionTask(Task):
         task.labels = list(state["labels"])
         task.stoi = {u: i for i, u in enumerate(task.labels)}
         task.input_kind, task.n_features = str(state["input_kind"]), int(state["n_features"])
+        task.symbols = [str(v) for v in state.get("symbols", [])]
         if state.get("tokenizer") is not None:
             from seqlab.data.tokenizers import tokenizer_from_json
 
