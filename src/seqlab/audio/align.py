@@ -3,8 +3,12 @@
 The model's CTC posteriors for the audio, then the best CTC path of the transcript through them
 (:func:`seqlab.inference.align.ctc_align`, the chain Viterbi over the CTC topology; checkpointed in
 linear memory for long audio), then label segments grouped into words. Times are in seconds: a head
-frame lasts ``hop_ms * subsampling`` ms, and a segment covering head frames ``[a, b)`` spans
-``[a * frame, b * frame)``. CTC paths are peaky (a label often holds one or two frames and the rest
+frame lasts ``hop_ms * subsampling`` ms. Log-mel frame ``i`` is centred on ``i * hop`` (centred
+framing), so it stands for ``[i * hop - hop / 2, i * hop + hop / 2)``; a head frame made by stacking
+frames ``k j .. k j + k - 1`` (the default subsampling) stands for ``[j * frame - hop / 2, (j + 1) *
+frame - hop / 2)``, and a segment covering head frames ``[a, b)`` spans ``[a * frame - hop / 2,
+b * frame - hop / 2)`` (clamped at 0). The strided convolutions get the same origin (their
+receptive field is wider than a frame, so no one interval is theirs). CTC paths are peaky (a label often holds one or two frames and the rest
 is blank), so a word's span is where its labels fire, inside its true extent.
 """
 
@@ -16,7 +20,7 @@ from typing import Any
 from seqlab.errors import ConfigError, DataError
 from seqlab.inference.align import Segment, ctc_align, token_segments, word_segments
 
-__all__ = ["WordTime", "align", "frame_seconds"]
+__all__ = ["WordTime", "align", "frame_seconds", "frame_origin"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,12 @@ class WordTime:
 def frame_seconds(task: Any) -> float:
     """Seconds per head frame of a transcription task."""
     return float(task.config.hop_ms) * int(task.config.subsampling) / 1000.0
+
+
+def frame_origin(task: Any) -> float:
+    """Seconds from ``j * frame_seconds`` to where head frame ``j`` starts: ``-hop / 2`` (centred
+    framing: frame ``i`` is centred on ``i * hop``)."""
+    return -float(task.config.hop_ms) / 2000.0
 
 
 def align(model: Any, audio: Any, text: str, chunk: int | None = None, level: str = "words") -> list[WordTime]:
@@ -60,6 +70,7 @@ def align(model: Any, audio: Any, text: str, chunk: int | None = None, level: st
         raise ConfigError(f"level must be words or labels, found {level!r}")
     by_word = level == "words" and task.config.output == "chars"
     words: list[Segment] = word_segments(tokens, " ") if by_word else tokens
-    dt = frame_seconds(task)
-    return [WordTime(str(w.label), round(w.start * dt, 4), round(w.end * dt, 4), round(w.score, 4)) for w in words]
+    dt, t0 = frame_seconds(task), frame_origin(task)
+    return [WordTime(str(w.label), round(max(w.start * dt + t0, 0.0), 4), round(max(w.end * dt + t0, 0.0), 4),
+                     round(w.score, 4)) for w in words]
 
