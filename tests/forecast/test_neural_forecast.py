@@ -111,6 +111,17 @@ def test_losses_by_hand() -> None:
     assert per.flatten().tolist() == pytest.approx([0.9, 0.9])
 
 
+def test_skip_adds_the_naive_forecast() -> None:
+    model = _build(skip=True)
+    member = model._new_member(6, 0)
+    for p in member.parameters():
+        torch.nn.init.zeros_(p)  # the network alone forecasts 0
+    panel = Panel.of([np.arange(1.0, 11.0)], [1])
+    batch = windows_at(panel, np.array([0]), np.array([8]), 6, H, "mean_abs")
+    out = member(batch)  # (1, 1, H)
+    assert torch.equal(out[0, 0], batch["x"][0, -1].expand(H))  # the last value, scaled: naive
+
+
 def test_seasonal_series_learned() -> None:
     data = _sines()
     train = [{**ex, "y": ex["y"][:-H]} for ex in data]

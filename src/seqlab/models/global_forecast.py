@@ -71,7 +71,9 @@ class GlobalForecastConfig:
     hidden size too), ``encoder_options`` (its family's settings, which win, e.g.
     ``{"num_layers": 2}``) and ``patch``. ``lookbacks``: window lengths in steps
     (empty: the task's lookback); ``history``: origins among the last ``history`` x h steps
-    (None: anywhere). The rest: see the module doc."""
+    (None: anywhere). ``skip``: add the window's last value to every forecast (the naive
+    forecast as a skip connection: an sMAPE-trained network starts from naive instead of a dead
+    zone, where a forecast below zero has no sMAPE gradient). The rest: see the module doc."""
 
     encoder: str = "nbeats"
     stacks: Literal["generic", "interpretable"] = "generic"
@@ -97,6 +99,7 @@ class GlobalForecastConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     clip_norm: float | None = 1.0
+    skip: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lookbacks", tuple(int(v) for v in self.lookbacks))
@@ -136,15 +139,18 @@ class GlobalForecastConfig:
 class _Member(nn.Module):
     """One ensemble member: the network, and quantile outputs sorted per step."""
 
-    def __init__(self, net: nn.Module, quantiles: tuple[float, ...], loss: str) -> None:
+    def __init__(self, net: nn.Module, quantiles: tuple[float, ...], loss: str, skip: bool = False) -> None:
         super().__init__()
         self.net = net
         self.loss_kind = loss
+        self.skip = skip
         self.q: Tensor
         self.register_buffer("q", torch.tensor(quantiles or (0.5,), dtype=torch.float32), persistent=False)
 
     def forward(self, batch: dict[str, Tensor], loss: bool = False) -> Any:
         out = self.net(batch["x"], batch["observed"])  # (B, Q, H)
+        if self.skip:  # the naive forecast as a skip connection: the window's last value
+            out = out + batch["x"][:, -1, None, None]
         if out.shape[1] > 1:
             out = out.sort(dim=1).values  # monotone rearrangement: quantiles never cross
         return forecast_loss(self.loss_kind, out, batch, self.q) if loss else out
@@ -195,7 +201,7 @@ class GlobalForecastModel(ClassicalModel):
                              degree=c.degree, harmonics=c.harmonics, period=c.period)
             else:
                 net = EncoderForecaster(c.encoder, dict(c.encoder_options), lookback, h, rows, c.patch, c.d_model)
-            return _Member(net, c.quantiles, c.loss)
+            return _Member(net, c.quantiles, c.loss, c.skip)
 
     def _series(self, examples: Sequence[Any], extra: int = 0) -> list[Series]:
         out = [self.task.series(ex, i, extra=extra) for i, ex in enumerate(examples)]
