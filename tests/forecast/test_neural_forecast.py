@@ -122,6 +122,17 @@ def test_skip_adds_the_naive_forecast() -> None:
     assert torch.equal(out[0, 0], batch["x"][0, -1].expand(H))  # the last value, scaled: naive
 
 
+def test_nonnegative_floors_only_nonnegative_histories() -> None:
+    data = _sines()
+    free, floored = _build().fit(data), _build(nonnegative=True).fit(data)
+    crash = [40.0] * 11 + [0.5]  # a collapse: the forecast from it may dip below zero
+    inputs = [crash, [-v for v in crash], *[ex["y"] for ex in data]]
+    a, b = np.asarray(free.predict(inputs)), np.asarray(floored.predict(inputs))
+    assert np.array_equal(b[0], np.maximum(a[0], 0.0))
+    assert np.array_equal(b[1:], a[1:])  # a history with a negative value, and positive ones: as they are
+    assert (b[0] >= 0).all()
+
+
 def test_seasonal_series_learned() -> None:
     data = _sines()
     train = [{**ex, "y": ex["y"][:-H]} for ex in data]

@@ -61,6 +61,8 @@ from seqlab.tasks.forecasting import ForecastingTask, Series
 
 __all__ = ["GlobalForecastConfig", "GlobalForecastModel"]
 
+FORECAST_ONLY = ("combine", "nonnegative")  # settings of forecasting alone: a run resumes across them
+
 
 @dataclass(frozen=True)
 class GlobalForecastConfig:
@@ -73,7 +75,9 @@ class GlobalForecastConfig:
     (empty: the task's lookback); ``history``: origins among the last ``history`` x h steps
     (None: anywhere). ``skip``: add the window's last value to every forecast (the naive
     forecast as a skip connection: an sMAPE-trained network starts from naive instead of a dead
-    zone, where a forecast below zero has no sMAPE gradient). The rest: see the module doc."""
+    zone, where a forecast below zero has no sMAPE gradient). ``nonnegative``: a series whose
+    history (the window's observed values) has no negative value gets its forecasts floored at 0
+    (sales, counts: all of M3). The rest: see the module doc."""
 
     encoder: str = "nbeats"
     stacks: Literal["generic", "interpretable"] = "generic"
@@ -100,6 +104,7 @@ class GlobalForecastConfig:
     weight_decay: float = 0.0
     clip_norm: float | None = 1.0
     skip: bool = False
+    nonnegative: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lookbacks", tuple(int(v) for v in self.lookbacks))
@@ -262,7 +267,8 @@ class GlobalForecastModel(ClassicalModel):
     def _check_run(self, root: Path, series: Sequence[Series], resume: bool) -> None:
         from seqlab.train.identity import check_identity, fingerprint
 
-        settings = {"family": self.family, "task": to_dict(self.task.config), "model": to_dict(self.config)}
+        trains = {k: v for k, v in to_dict(self.config).items() if k not in FORECAST_ONLY}
+        settings = {"family": self.family, "task": to_dict(self.task.config), "model": trains}
         data = fingerprint([[s.id, s.m, s.y.tolist()] for s in series])
         root.mkdir(parents=True, exist_ok=True)
         check_identity(root, settings, data, resume=resume, has_checkpoint=any(root.glob("member*")))
@@ -295,7 +301,11 @@ class GlobalForecastModel(ClassicalModel):
                 batch = windows_at(panel, rows[lo:lo + 8192], origins[lo:lo + 8192], lookback, self.task.h, self.config.scale)
                 with torch.no_grad():
                     out = member(batch).double().numpy()  # (b, Q, h)
-                parts.append(out * batch["scale"].numpy()[:, None, None])
+                out = out * batch["scale"].numpy()[:, None, None]
+                if self.config.nonnegative:
+                    seen = batch["x"].numpy() * batch["observed"].numpy()  # (b, L)
+                    out = np.where((seen.min(axis=1) >= 0)[:, None, None], np.maximum(out, 0.0), out)
+                parts.append(out)
             outs.append(np.concatenate(parts))
         stacked = np.stack(outs)  # (members, B, Q, h)
         return np.median(stacked, axis=0) if self.config.combine == "median" else stacked.mean(axis=0)
