@@ -30,8 +30,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, list[Any]]:
-    from seqlab.cli import _dataset
     from seqlab.config import to_dict
+    from seqlab.data import datasets
     from seqlab.io import read_json
     from seqlab.models.registry import load
 
@@ -46,7 +46,12 @@ def _load(args: argparse.Namespace) -> tuple[Any, list[Any]]:
         ns.valid, ns.test, ns.format = run.get("valid"), run.get("test"), run.get("format")
         reader = run.get("reader") or None
     cfg = getattr(model.task, "config", None)
-    ds = _dataset(ns, model.task.name, reader, to_dict(cfg) if dataclasses.is_dataclass(cfg) else None)
+    task_options = to_dict(cfg) if dataclasses.is_dataclass(cfg) else None
+    if Path(ns.dataset).exists():  # a data file, read and split as in training
+        ds = datasets.load_files(model.task.name, ns.dataset, ns.valid, ns.test, ns.format, seed=ns.seed,
+                                 reader_options=reader, task_options=task_options)
+    else:
+        ds = datasets.load(ns.dataset, seed=ns.seed, task=model.task.name)
     examples = list(getattr(ds, args.split))
     if not examples:
         raise SeqlabError(f"the {args.split} split of {ns.dataset} holds no examples")
