@@ -8,6 +8,7 @@ Subsets are the first N of one seeded shuffle of the training split; valid and t
 
     python bench/learning_curves.py                 # both corpora, every size
     python bench/learning_curves.py --corpus wnut16 --sizes 500,1000
+    python bench/learning_curves.py --from a.jsonl b.jsonl   # tables and plots from saved results
 
 Prints one table per corpus (with the target ratios) and writes bench/learning_curves_<corpus>.png.
 """
@@ -51,6 +52,25 @@ def run_one(corpus: str, family: str, size: int, seed: int) -> dict[str, Any]:
             "recipe": getattr(model, "recipe_", None)}
 
 
+def report(corpus: str, rows: dict[tuple[str, int], dict[str, Any]], sizes: list[int], fams: list[str]) -> None:
+    """Print the corpus's table (with the target ratios) and write its plot."""
+    spec = CORPORA[corpus]
+    table = []
+    for size in sizes:
+        line = [str(rows[(fams[0], size)]["size"])] + [f"{rows[(f, size)]['test']:.4f}" for f in fams]
+        for a, b, need in spec["targets"]:
+            if (a, size) in rows and (b, size) in rows and rows[(b, size)]["test"] > 0:
+                ratio = rows[(a, size)]["test"] / rows[(b, size)]["test"]
+                line.append(f"{ratio:.3f} ({'met' if ratio >= need else 'missed'}, >= {need:g})")
+        table.append(tuple(line))
+    header = ("train size", *fams, *[f"{a}/{b}" for a, b, _ in spec["targets"] if a in fams and b in fams])
+    print(f"\n{corpus}: test {spec['metric']}, defaults\n" + format_table(table, header))
+    curves = {f: ([rows[(f, s)]["size"] for s in sizes], [rows[(f, s)]["test"] for s in sizes]) for f in fams}
+    path = save_line_plot(curves, Path(f"bench/learning_curves_{corpus}.png"), xlabel="training examples",
+                          ylabel=f"test {spec['metric']}", logx=True, title=f"{corpus}: defaults, by training size")
+    print(f"plot: {path}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", choices=[*CORPORA, "all"], default="all")
@@ -58,33 +78,36 @@ def main() -> None:
     ap.add_argument("--families", help="comma-separated families; default: the corpus's")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="bench/learning_curves.jsonl", help="append each result here (JSON lines)")
+    ap.add_argument("--from", dest="from_files", nargs="+", metavar="JSONL",
+                    help="train nothing: print the tables and draw the plots from these results files "
+                         "(e.g. one run per size in parallel, then --from their files)")
     args = ap.parse_args()
+    saved: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for name in args.from_files or ():
+        for line in Path(name).read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                saved[(r["corpus"], r["family"], r["size"])] = r
     for corpus in (CORPORA if args.corpus == "all" else [args.corpus]):
         spec = CORPORA[corpus]
-        sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else list(spec["sizes"])
         fams = [f for f in (args.families.split(",") if args.families else spec["families"]) if f in FAMILIES]
         rows: dict[tuple[str, int], dict[str, Any]] = {}
-        for size in sizes:
-            for fam in fams:
-                r = run_one(corpus, fam, size, args.seed)
-                rows[(fam, size)] = r
-                print(json.dumps({k: v for k, v in r.items() if k != "recipe"}), flush=True)
-                with open(args.out, "a") as f:
-                    f.write(json.dumps(r) + "\n")
-        table = []
-        for size in sizes:
-            line = [str(rows[(fams[0], size)]["size"])] + [f"{rows[(f, size)]['test']:.4f}" for f in fams]
-            for a, b, need in spec["targets"]:
-                if (a, size) in rows and (b, size) in rows and rows[(b, size)]["test"] > 0:
-                    ratio = rows[(a, size)]["test"] / rows[(b, size)]["test"]
-                    line.append(f"{ratio:.3f} ({'met' if ratio >= need else 'missed'}, >= {need:g})")
-            table.append(tuple(line))
-        header = ("train size", *fams, *[f"{a}/{b}" for a, b, _ in spec["targets"] if a in fams and b in fams])
-        print(f"\n{corpus}: test {spec['metric']}, defaults\n" + format_table(table, header))
-        curves = {f: ([rows[(f, s)]["size"] for s in sizes], [rows[(f, s)]["test"] for s in sizes]) for f in fams}
-        path = save_line_plot(curves, Path(f"bench/learning_curves_{corpus}.png"), xlabel="training examples",
-                              ylabel=f"test {spec['metric']}", logx=True, title=f"{corpus}: defaults, by training size")
-        print(f"plot: {path}")
+        if args.from_files:
+            sizes = sorted({size for (c, _, size) in saved if c == corpus})
+            if not sizes:
+                continue
+            fams = [f for f in fams if all((corpus, f, s) in saved for s in sizes)]
+            rows = {(f, s): saved[(corpus, f, s)] for f in fams for s in sizes}
+        else:
+            sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else list(spec["sizes"])
+            for size in sizes:
+                for fam in fams:
+                    r = run_one(corpus, fam, size, args.seed)
+                    rows[(fam, size)] = r
+                    print(json.dumps({k: v for k, v in r.items() if k != "recipe"}), flush=True)
+                    with open(args.out, "a") as f:
+                        f.write(json.dumps(r) + "\n")
+        report(corpus, rows, sizes, fams)
 
 
 if __name__ == "__main__":
