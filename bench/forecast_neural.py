@@ -25,19 +25,19 @@ from pathlib import Path
 from typing import Any
 
 H = 18
-LOOKBACKS = [18, 21, 24, 27, 30, 36]  # 1H .. 2H: shorter windows forecast M3 monthly better here than 2H .. 7H
+LOOKBACKS = [18, 21, 24, 27, 30]  # 1H .. 1.7H: shorter windows forecast M3 monthly better here than 2H .. 7H
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "nbeats": ("nbeats", {"stacks": "generic", "blocks": 4, "width": 256, "layers": 4, "loss": "mae", "skip": True, "nonnegative": True,
-                          "lookbacks": LOOKBACKS, "seeds": [0, 1, 2], "history": 10.0, "steps": 600,
+                          "lookbacks": LOOKBACKS, "seeds": [0, 1, 2, 3], "history": 10.0, "steps": 600,
                           "batch_size": 256, "lr": 1e-3, "steps_per_epoch": 100}),
     "nbeats-i": ("nbeats", {"stacks": "interpretable", "period": 12, "blocks": 3, "width": 256, "layers": 4,
-                            "loss": "mae", "skip": True, "nonnegative": True, "lookbacks": LOOKBACKS, "seeds": [0, 1], "history": 10.0,
+                            "loss": "mae", "skip": True, "nonnegative": True, "lookbacks": LOOKBACKS, "seeds": [0, 1, 2], "history": 10.0,
                             "steps": 600, "batch_size": 256, "lr": 1e-3, "steps_per_epoch": 100}),
-    "gru": ("global", {"encoder": "gru", "d_model": 64, "loss": "mae", "skip": True, "nonnegative": True, "lookbacks": [36, 54, 72],
-                       "seeds": [0, 1], "history": 10.0, "steps": 600, "batch_size": 256, "lr": 2e-3,
+    "gru": ("global", {"encoder": "gru", "d_model": 64, "loss": "mae", "skip": True, "nonnegative": True,
+                       "lookbacks": [18, 24, 30], "seeds": [0], "history": 10.0, "steps": 600, "batch_size": 256, "lr": 2e-3,
                        "steps_per_epoch": 100}),
     "transformer": ("global", {"encoder": "transformer", "d_model": 64, "encoder_options": {"num_layers": 2, "dropout": 0.0},
-                               "patch": 3, "loss": "mae", "skip": True, "nonnegative": True, "lookbacks": [36, 54, 72], "seeds": [0, 1],
+                               "patch": 3, "loss": "mae", "skip": True, "nonnegative": True, "lookbacks": [18, 24, 30], "seeds": [0],
                                "history": 10.0, "steps": 600, "batch_size": 256, "lr": 1e-3, "steps_per_epoch": 100}),
 }
 PUBLISHED = {"M3": {"theta": 13.85, "N-BEATS-I+G": 13.11}}

@@ -124,7 +124,7 @@ def test_skip_adds_the_naive_forecast() -> None:
 
 def test_nonnegative_floors_only_nonnegative_histories() -> None:
     data = _sines()
-    free, floored = _build().fit(data), _build(nonnegative=True).fit(data)
+    free, floored = _build(steps=20).fit(data), _build(steps=20, nonnegative=True).fit(data)
     crash = [40.0] * 11 + [0.5]  # a collapse: the forecast from it may dip below zero
     inputs = [crash, [-v for v in crash], *[ex["y"] for ex in data]]
     a, b = np.asarray(free.predict(inputs)), np.asarray(floored.predict(inputs))
