@@ -75,6 +75,29 @@ def test_fingerprint_and_flatten() -> None:
         "train.lr": 0.1, "train.betas": [0.9, 0.99], "family": "gru"}
 
 
+def test_arrays_are_fingerprinted_by_their_bytes() -> None:
+    """Audio in the examples: two long waveforms that differ only in the middle used to print (and
+    so hash) alike, because str() abbreviates large arrays; dtype and shape count too; a tensor
+    hashes as its array; JSON-native data keeps its old fingerprint (runs recorded before resume)."""
+    import hashlib
+    import json
+
+    import numpy as np
+    import torch
+
+    a = np.zeros(20_000, dtype=np.float32)
+    b = a.copy()
+    b[10_000] = 1e-3
+    assert str(a) == str(b)  # what made them collide
+    assert fingerprint([{"audio": a}]) != fingerprint([{"audio": b}])
+    assert fingerprint([{"audio": a}]) == fingerprint([{"audio": a.copy()}])
+    assert fingerprint(a) != fingerprint(a.astype(np.float64)) and fingerprint(a) != fingerprint(a.reshape(100, 200))
+    assert fingerprint(torch.from_numpy(b)) == fingerprint(b)
+    plain = [{"tokens": ["a", "b"], "x": 1.5}]
+    old = hashlib.sha256(json.dumps(plain, sort_keys=True, default=str, separators=(",", ":")).encode()).hexdigest()
+    assert fingerprint(plain) == old
+
+
 def test_a_run_directory_held_by_a_live_process_is_refused(tmp_path: Path) -> None:
     """A second run started into a directory another live process holds is refused; a lock left
     by a process that has ended (a kill) is taken over; the lock goes when the run ends."""

@@ -26,6 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import seqlab.train.distributed as distributed
 from seqlab.errors import SeqlabError
 from seqlab.io import read_json, write_json
@@ -40,9 +42,24 @@ CONTINUABLE = ("train.epochs", "train.max_steps", "train.max_time", "train.progr
                "train.patience")
 
 
+def _leaf(value: Any) -> Any:
+    """A non-JSON leaf for :func:`fingerprint`: an array (numpy or torch) by its dtype, shape and
+    the sha256 of its bytes (``str`` abbreviates large arrays with "...", so two waveforms that
+    differ in the middle printed alike, and it is slow); anything else by ``str``."""
+    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        a = np.ascontiguousarray(value)
+        return {"ndarray": str(a.dtype), "shape": list(a.shape), "sha256": hashlib.sha256(a.tobytes()).hexdigest()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
 def fingerprint(value: Any) -> str:
-    """A sha256 of ``value``'s canonical JSON (sorted keys; non-JSON leaves by ``str``)."""
-    text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    """A sha256 of ``value``'s canonical JSON (sorted keys; arrays by a hash of their bytes, other
+    non-JSON leaves by ``str``). JSON-native values hash as they always did."""
+    text = json.dumps(value, sort_keys=True, default=_leaf, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
