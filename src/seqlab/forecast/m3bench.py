@@ -14,6 +14,12 @@ reached between chunks) resumes where it left off; a chunk whose ids or method c
 differ from the current ones is refitted, never reused. Delete the cache after changing a
 method's code.
 
+A member that is not a local method (a global model such as N-BEATS, trained once over all
+series) enters through the cache: :func:`store_forecasts` writes its forecasts in the same layout
+(``bench/forecast_neural.py --m3-cache DIR`` does so for a trained N-BEATS), and any name that
+is not a registry method is then read from the cache only, never fitted here; a missing chunk is
+an error naming the command that makes it.
+
 sMAPE is M3's form, ``200 |y - f| / (y + f)``, averaged over all series and horizons of a
 frequency (``smape_abs``: the absolute-value form); "average" weights the frequencies by their
 points, as the published tables do.
@@ -33,7 +39,7 @@ import numpy as np
 from seqlab.errors import ConfigError, MissingDependencyError
 
 __all__ = ["KINDS", "PUBLISHED", "M3Part", "MemberRun", "combine", "format_table", "load_m3", "member_forecasts",
-           "run_benchmark", "score"]
+           "run_benchmark", "score", "store_forecasts"]
 
 KINDS = ("yearly", "quarterly", "monthly", "other")
 # sMAPE on M3. Theta and N-BEATS-I+G: Oreshkin et al. 2020 (N-BEATS), Table 14; DOTM: Fiorucci et
@@ -107,10 +113,32 @@ def _forecast_chunk(name: str, ys: Sequence[np.ndarray], ms: Sequence[int], h: i
     return out
 
 
-def _config_key(name: str) -> str:
+def _config_key(name: str) -> str | None:
+    """The local method's configuration (its repr); None for a stored (external) member."""
     from seqlab.forecast.methods import method_by_name
 
-    return repr(method_by_name(name))
+    try:
+        return repr(method_by_name(name))
+    except ConfigError:
+        return None
+
+
+def store_forecasts(cache_dir: str | Path, name: str, part: M3Part, forecasts: np.ndarray, config: str,
+                    cpu_seconds: float = 0.0, wall_seconds: float = 0.0, chunk: int = 50) -> None:
+    """Write an external member's (n, h) forecasts of ``part`` into the cache as ``name``'s chunks;
+    the seconds (its training, say) are shared among the chunks by their number of series."""
+    fc = np.asarray(forecasts, dtype=np.float64)
+    n = len(part.ids)
+    if fc.shape != (n, part.h):
+        raise ConfigError(f"{name} forecasts of M3 {part.kind}: expected shape {(n, part.h)}, found {fc.shape}")
+    if not np.all(np.isfinite(fc)):
+        raise ConfigError(f"{name} forecasts of M3 {part.kind}: {int(np.sum(~np.isfinite(fc)))} values are not finite")
+    for start in range(0, n, chunk):
+        end = min(start + chunk, n)
+        share = (end - start) / n
+        _save_atomic(Path(cache_dir) / name / f"{part.kind}_{start:04d}_{end:04d}.npz", forecasts=fc[start:end],
+                     ids=np.asarray(part.ids[start:end]), config=np.asarray(config),
+                     cpu_seconds=np.asarray(cpu_seconds * share), wall_seconds=np.asarray(wall_seconds * share))
 
 
 def _save_atomic(path: Path, **arrays: Any) -> None:
@@ -134,11 +162,16 @@ def member_forecasts(name: str, part: M3Part, cache_dir: str | Path | None = Non
         path = Path(cache_dir) / name / f"{part.kind}_{start:04d}_{end:04d}.npz" if cache_dir is not None else None
         if path is not None and path.exists():
             with np.load(path) as z:
-                if str(z["config"]) == key and list(z["ids"]) == part.ids[start:end]:
+                if (key is None or str(z["config"]) == key) and list(z["ids"]) == part.ids[start:end]:
                     blocks.append(z["forecasts"])
                     cpu += float(z["cpu_seconds"])
                     wall += float(z["wall_seconds"])
                     continue
+        if key is None:
+            raise ConfigError(f"{name!r} is not a local method, so its forecasts must be in the cache, but "
+                              f"{path if path is not None else 'no --cache'} holds no {part.kind} chunk "
+                              f"{start}-{end} of these series; for N-BEATS, run bench/forecast_neural.py "
+                              f"--freq {part.kind} --m3-cache DIR (bench/README.md)")
         if deadline is not None and time.monotonic() > deadline:
             return None
         c0, w0 = time.process_time(), time.perf_counter()
@@ -193,8 +226,8 @@ def run_benchmark(methods: Sequence[str], kinds: Sequence[str] = KINDS, limit: i
     from seqlab.forecast.methods import method_by_name
 
     for name in [*methods, *members]:
-        if name != "ensemble":
-            method_by_name(name)  # an unknown name fails before any fitting
+        if name != "ensemble" and (cache_dir is None or not (Path(cache_dir) / name).is_dir()):
+            method_by_name(name)  # an unknown name fails before any fitting (a stored member: in the cache)
     if "ensemble" in methods and not members:
         raise ConfigError("the ensemble needs at least one member")
     parts = load_m3(kinds, limit)
@@ -260,7 +293,8 @@ def add_parser(sub: Any) -> None:
                    help=f"the ensemble's members (default {','.join(DEFAULT_MEMBERS)})")
     f.add_argument("--freq", default=",".join(KINDS), help=f"frequencies (default {','.join(KINDS)})")
     f.add_argument("--limit", type=int, default=0, help="first N series of each frequency, for a quick run (0 = all)")
-    f.add_argument("--cache", default=None, help="directory to cache each method's forecasts in (resumable runs)")
+    f.add_argument("--cache", default=None, help="directory to cache each method's forecasts in (resumable runs); "
+                                                 "a member that is not a local method (nbeats) is read from it")
     f.add_argument("--max-seconds", type=float, default=None,
                    help="stop between chunks after this long (with --cache: run again to resume; exit status 3)")
     f.set_defaults(fn=_cmd_benchmark)
