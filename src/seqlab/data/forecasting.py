@@ -17,7 +17,7 @@ import numpy as np
 
 from seqlab.errors import MissingDependencyError
 
-__all__ = ["read_mcomp", "read_single", "read_co2", "read_long_csv", "read_dataframe", "HORIZONS", "SEASONS"]
+__all__ = ["read_mcomp", "read_single", "read_co2", "read_statsmodels", "STATSMODELS_SERIES", "read_long_csv", "read_dataframe", "HORIZONS", "SEASONS"]
 
 HORIZONS = {"yearly": 6, "quarterly": 8, "monthly": 18, "other": 8}
 SEASONS = {"yearly": 1, "quarterly": 4, "monthly": 12, "other": 1}
@@ -69,6 +69,44 @@ def read_co2() -> list[dict[str, Any]]:
         raise MissingDependencyError("co2 comes from statsmodels: pip install statsmodels") from None
     y = np.asarray(co2.load_pandas().data["co2"], dtype=np.float64)
     return [{"id": "co2", "y": y.tolist(), "m": 52}]
+
+
+# name -> (horizon, season length, description) of statsmodels' other bundled series
+STATSMODELS_SERIES: dict[str, tuple[int, int, str]] = {
+    "sunspots": (11, 1, "yearly sunspot activity 1700-2008"),
+    "nile": (10, 1, "yearly Nile flow at Aswan 1871-1970"),
+    "elnino": (12, 12, "monthly El Nino sea surface temperature 1950-2010"),
+    "macrodata": (8, 4, "US real GDP, quarterly 1959-2009, with 11 macro series as past covariates"),
+}
+
+
+def read_statsmodels(name: str) -> list[dict[str, Any]]:
+    """One of statsmodels' bundled series (offline): ``sunspots`` (SUNACTIVITY), ``nile``
+    (volume), ``elnino`` (the year x month table read row by row) or ``macrodata`` (realgdp, the
+    other economic columns as past-only covariates: their future is not known)."""
+    import importlib
+
+    if name not in STATSMODELS_SERIES:
+        from seqlab.errors import ConfigError
+
+        raise ConfigError(f"unknown statsmodels series {name!r}; valid: {', '.join(STATSMODELS_SERIES)}")
+    try:
+        df = importlib.import_module(f"statsmodels.datasets.{name}").load_pandas().data
+    except ImportError:
+        raise MissingDependencyError(f"{name} comes from statsmodels: pip install statsmodels") from None
+    m = STATSMODELS_SERIES[name][1]
+    ex: dict[str, Any] = {"id": name, "m": m}
+    if name == "sunspots":
+        ex["y"] = np.asarray(df["SUNACTIVITY"], dtype=np.float64).tolist()
+    elif name == "nile":
+        ex["y"] = np.asarray(df["volume"], dtype=np.float64).tolist()
+    elif name == "elnino":
+        ex["y"] = np.asarray(df.drop(columns=["YEAR"]), dtype=np.float64).reshape(-1).tolist()
+    else:
+        ex["y"] = np.asarray(df["realgdp"], dtype=np.float64).tolist()
+        ex["past"] = {c: np.asarray(df[c], dtype=np.float64).tolist() for c in df.columns
+                      if c not in ("year", "quarter", "realgdp")}
+    return [ex]
 
 
 # --------------------------------------------------------------------------- the long format
