@@ -1,5 +1,5 @@
-"""``seqlab probe forecast-sensitivity | fan-chart | horizon-errors RUN ...``: the forecasting
-probes and plots on a saved forecasting run (see :data:`seqlab.probes.commands.COMMANDS`).
+"""``seqlab probe forecast-sensitivity | fan-chart | horizon-errors | components RUN ...``: the
+forecasting probes and plots on a saved forecasting run (see :data:`seqlab.probes.commands.COMMANDS`).
 
 Each reads the run's own dataset (bundled or its data file, split as in training) unless
 ``--dataset`` names another; ``--split`` picks the examples (default ``test``: each series'
@@ -133,8 +133,47 @@ def run_horizon(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_components_args(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--series", help="the series id (default: the first)")
+    p.add_argument("--out", metavar="PNG", required=True, help="where to save the components plot")
+
+
+def run_components(args: argparse.Namespace) -> int:
+    """A structural run's smoothed components of one series: observed, level, trend, season, irregular."""
+    from seqlab.forecast.conformal import Conformal
+    from seqlab.forecast.structural import Structural, save_components_plot
+
+    model, examples = _load(args)
+    method: Any = getattr(model, "method", None)
+    wrapped = isinstance(method, Conformal)
+    base = method.method if wrapped else method
+    if not isinstance(base, Structural):
+        raise SeqlabError(f"{args.run}: components are for a structural run (seqlab train --model structural); "
+                          f"this run's model is {model.family!r}")
+    record, _ = _pick(model, examples, args.series)
+    hist = model.task.series(record, 0)
+    y = np.asarray(hist.y, dtype=np.float64)
+    j = dict(zip(model.ids_, range(len(model.ids_)))).get(hist.id)
+    if j is not None and model.ms_[j] == hist.m and np.array_equal(model.histories_[j], y):
+        params = model.params_[j]["base"] if wrapped else model.params_[j]  # the run's own fit of this history
+        fit = base.from_params(y, hist.m, params)
+    else:
+        fit = base.fit(y, hist.m)
+    comps = fit.components()
+    names = fit.params()["names"]
+    print(f"series {hist.id}: {len(y)} values, m = {hist.m}; variances "
+          + ", ".join(f"{n} {v:.4g}" for n, v in zip(names, fit.variances)))
+    for name, values in comps.items():
+        print(f"  {name}: last {np.round(values[-min(len(values), 4):], 4).tolist()}")
+    path = save_components_plot(y, comps, args.out, title=f"{model.family}: {hist.id}")
+    print(f"[seqlab] figure: {path}", file=sys.stderr)
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "forecast-sensitivity": (add_sensitivity_args, run_sensitivity),
     "fan-chart": (add_fan_args, run_fan),
     "horizon-errors": (add_horizon_args, run_horizon),
+    "components": (add_components_args, run_components),
 }

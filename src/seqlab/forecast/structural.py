@@ -11,13 +11,15 @@ Harvey (1989), *Forecasting, Structural Time Series Models and the Kalman Filter
 model; without a season (or when ``m == 1``) the last line goes. All initial states are diffuse,
 handled exactly by :func:`seqlab.inference.kalman.kalman_filter`; the variances are estimated by
 maximum likelihood (L-BFGS on their logarithms). ``components()`` returns the smoothed level,
-trend and season for a components plot: the role Prophet plays, on a state-space footing.
+trend and season for a components plot (:func:`save_components_plot`; ``seqlab probe components
+RUN``): the role Prophet plays, on a state-space footing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from statistics import NormalDist
 from typing import Any, ClassVar
 
@@ -28,7 +30,7 @@ from seqlab.errors import ConfigError, DataError
 from seqlab.forecast.local import Forecast, check_series
 from seqlab.inference.kalman import StateSpace, forecast, kalman_filter, kalman_loglik, rts_smoother
 
-__all__ = ["Structural", "StructuralFit", "structural_state_space"]
+__all__ = ["Structural", "StructuralFit", "save_components_plot", "structural_state_space"]
 
 
 def structural_state_space(variances: Sequence[float] | np.ndarray, m: int, trend: bool, season: bool) -> StateSpace:
@@ -77,7 +79,9 @@ class StructuralFit:
 
     def components(self) -> dict[str, np.ndarray]:
         """Smoothed ``level`` (n,), ``trend`` (n,) and ``season`` (n,) where the model has them,
-        and the ``irregular`` remainder."""
+        and the ``irregular`` remainder. The smoothed signal E[y_t | y] is ``level + season``
+        (the trend is the level's slope: it enters y through the level), so level + season +
+        irregular = y."""
         a, _ = rts_smoother(self.y, self.ss)
         out = {"level": a[:, 0]}
         if self.trend:
@@ -135,3 +139,50 @@ class Structural:
     def from_params(self, y: np.ndarray, m: int, params: Mapping[str, Any], x: np.ndarray | None = None) -> StructuralFit:
         y = check_series(y)
         return StructuralFit(y, m, bool(params["trend"]), bool(params["season"]), params["variances"])
+
+
+def save_components_plot(y: Sequence[float] | np.ndarray, components: Mapping[str, np.ndarray], path: str | Path, *,
+                         title: str | None = None) -> Path:
+    """Stacked panels sharing the time axis: the observed series with the smoothed signal
+    (level + season), then each of :meth:`StructuralFit.components`' level, trend (the slope),
+    season and irregular that is present."""
+    from seqlab.plots import _pyplot
+
+    y = np.asarray(y, dtype=np.float64)
+    names = [k for k in ("level", "trend", "season", "irregular") if k in components]
+    bad = [k for k in names if np.shape(components[k]) != y.shape]
+    if "level" not in components or bad:
+        raise ConfigError(f"components must hold 'level' and arrays of the series' length {len(y)}; "
+                          f"found {', '.join(f'{k} {np.shape(v)}' for k, v in components.items())}")
+    labels = {"level": "level", "trend": "trend (slope)", "season": "season", "irregular": "irregular"}
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(names) + 1, 1, sharex=True, figsize=(7.0, 1.6 * (len(names) + 1) + 0.4))
+    try:
+        t = np.arange(len(y))
+        signal = components["level"] + components.get("season", 0.0)
+        axes[0].plot(t, y, color="black", lw=1, label="observed")
+        axes[0].plot(t, signal, color="tab:blue", lw=1.2, label="smoothed (level + season)")
+        axes[0].legend(fontsize=7, loc="best")
+        axes[0].set_ylabel("observed", fontsize=8)
+        for ax, name in zip(axes[1:], names):
+            values = np.asarray(components[name])
+            if name == "irregular":
+                ax.vlines(t, 0.0, values, color="tab:gray", lw=1)
+            else:
+                ax.plot(t, values, color="tab:blue", lw=1.2)
+            if name in ("trend", "season", "irregular"):
+                ax.axhline(0.0, color="black", lw=0.5, alpha=0.5)
+            ax.set_ylabel(labels[name], fontsize=8)
+        for ax in axes:
+            ax.grid(True, alpha=0.3)
+            ax.tick_params(labelsize=7)
+        axes[-1].set_xlabel("time step")
+        if title:
+            axes[0].set_title(title, fontsize=10)
+        fig.tight_layout()
+        fig.savefig(out, format="png")
+    finally:
+        plt.close(fig)
+    return out

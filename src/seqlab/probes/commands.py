@@ -70,5 +70,5 @@ def run_sensitivity(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "sensitivity": (add_sensitivity_args, run_sensitivity),
     **AUDITS,  # padding, truncation, exposure, long-range, length
-    **FORECAST_PROBES,  # forecast-sensitivity, fan-chart, horizon-errors
+    **FORECAST_PROBES,  # forecast-sensitivity, fan-chart, horizon-errors, components
 }
