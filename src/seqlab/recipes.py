@@ -18,6 +18,12 @@ The rules (each only where the user left the setting alone):
   0.2 and 0.05. Above that the family's defaults stand.
 * **Characters for word taggers.** A labeling task over word tokens (mean token length above
   1.5 characters) gets a character CNN of 50 filters (Ma & Hovy 2016; Lample et al. 2016).
+  A word classifier can have one too (``char_filters=50``), but not by default: on tweets at
+  2,000 examples it moved validation accuracy by 0.2 points for 1.5x the training time.
+* **Pooling for recurrent classifiers.** A sequence-level head over a recurrent encoder pools
+  the states by their mean instead of reading the last state of each direction (the attention
+  families already pool by mean). Measured on the validation split of tweets at 2,000 examples
+  (BiGRU, one seed): last 0.643, max 0.657, mean 0.661.
 * **Learning rate.** Recurrent encoders train with Adam at 3e-3 (1e-3 is slow for them on small
   data); attention-based encoders keep 1e-3 with a warmup of 5% of the steps (at most 400).
 * **Enough steps, and patience to use them.** Epochs are raised so the run has at least 3,000
@@ -124,8 +130,10 @@ def derive(family: str, task: Any, config: Any, ends: Any, train: Any, stats: Da
     elif units < 1_000_000:
         set_model("dropout", 0.2, "under 1M training units")
         set_end("word_dropout", 0.05, "under 1M training units")
-    if "char_filters" in task.ends_used and stats.chars_per_unit > 1.5:
+    if "char_filters" in task.ends_used and task.output == "token" and stats.chars_per_unit > 1.5:
         set_end("char_filters", 50, "a word tagger reads its words' characters")
+    if recurrent and "pooling" in task.ends_used:
+        set_end("pooling", "mean", "a sequence label reads every state, not only the two ends")
     lr = 3e-3 if recurrent else 1e-3
     set_train("lr", lr, "Adam for recurrent encoders on small data" if recurrent else "attention and SSM encoders")
     if "epochs" not in user_train and "max_steps" not in user_train and train.max_steps is None:

@@ -107,7 +107,7 @@ def test_char_filters_need_a_task_with_characters() -> None:
     from seqlab.errors import ConfigError
 
     with pytest.raises(ConfigError, match="char_filters"):  # refused when built, before any training
-        seqlab.build("lstm", task="classification", char_filters=4, train={"progress": False})
+        seqlab.build("lstm", task="regression", char_filters=4, train={"progress": False})
 
 
 def test_settings_a_task_or_family_ignores_are_refused() -> None:

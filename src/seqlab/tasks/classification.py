@@ -16,7 +16,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from seqlab.config import from_dict, to_dict
-from seqlab.data.batching import TruncationPolicy, pad_sequences, truncate
+from seqlab.data.batching import (
+    TruncationPolicy,
+    TruncationReport,
+    pad_chars,
+    pad_sequences,
+    truncate,
+)
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError
 from seqlab.metrics.classification import accuracy, macro_f1
@@ -25,6 +31,7 @@ from seqlab.tasks.text import (
     TextCodec,
     TextOptions,
     TextTask,
+    WordCharacters,
     as_tokens,
     encode_text_items,
     text_field,
@@ -50,14 +57,17 @@ class ClassificationConfig(TextOptions):
     max_vocab: int | None = 50000
     max_len: int | None = 256
     truncation: TruncationPolicy = "head"
+    max_word_len: int = 20  # characters a character CNN reads of each word
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.max_len is not None and self.max_len < 1:
             raise ConfigError(f"max_len must be >= 1 or None, found {self.max_len}")
+        if self.max_word_len < 1:
+            raise ConfigError(f"max_word_len must be >= 1, found {self.max_word_len}")
 
 
-class ClassificationTask(TextTask):
+class ClassificationTask(WordCharacters, TextTask):
     name = "classification"
     output = "sequence"
     causal = False
@@ -70,7 +80,7 @@ class ClassificationTask(TextTask):
     input_keys = ("tokens", "text")
     prediction_kind = "sequence"
     prediction_words = "the predicted label"
-    ends_used = ("frontend_dim", "word_dropout", "pooling")
+    ends_used = ("frontend_dim", "word_dropout", "pooling", "char_filters", "char_dim")
     file_shapes = (("text", "label"), ("tokens", "label"))
     keys = ("text", "tokens", "label")
     probe_rows: ProbeRows = "sequence"
@@ -82,6 +92,7 @@ class ClassificationTask(TextTask):
 
     def fit(self, examples: Sequence[Example]) -> ClassificationTask:
         self.codec.fit(text_field(ex, i) for i, ex in enumerate(examples))
+        self.fit_chars(self.codec.tokens(text_field(ex, i)) for i, ex in enumerate(examples))
         self.labels = Vocab(sorted({self._label(ex, i) for i, ex in enumerate(examples)}), specials=False)
         return self
 
@@ -105,21 +116,32 @@ class ClassificationTask(TextTask):
     def output_size(self) -> int:
         return len(self.label_vocab)
 
+    def chars_per_unit(self, examples: Sequence[Example]) -> float:
+        """Mean characters per word token (the recipe's cue for a character CNN); 1.0 when the
+        codec does not read words (characters or trained subwords)."""
+        if self.codec.kind != "word":
+            return 1.0
+        toks = [t for i, ex in enumerate(examples) for t in self.codec.tokens(text_field(ex, i))]
+        return sum(map(len, toks)) / max(len(toks), 1)
+
+    def _items(self, values: Sequence[str | list[str]], labels: Sequence[int]) -> tuple[list[Item], TruncationReport]:
+        ids, report = encode_text_items(self.codec, values, self.config.max_len, self.config.truncation)
+        items: list[Item] = [{"input_ids": x, "label": y, "index": i} for i, (x, y) in enumerate(zip(ids, labels))]
+        if self.char_vocab is not None:
+            for it, v in zip(items, values):
+                it["chars"] = self.token_chars(self.codec.tokens(v), len(it["input_ids"]))
+        return items, report
+
     def encode(self, examples: Sequence[Example]) -> Encoded:
-        ids, report = encode_text_items(
-            self.codec, [text_field(ex, i) for i, ex in enumerate(examples)], self.config.max_len, self.config.truncation
-        )
         refs = [self._label(ex, i) for i, ex in enumerate(examples)]
         known = self.label_vocab.stoi
-        items = [
-            {"input_ids": x, "label": known.get(r, -100), "index": i} for i, (x, r) in enumerate(zip(ids, refs))
-        ]
+        items, report = self._items([text_field(ex, i) for i, ex in enumerate(examples)],
+                                    [known.get(r, -100) for r in refs])
         return Encoded(items=items, references=refs, report=report)
 
     def encode_inputs(self, inputs: Sequence[Any]) -> list[Item]:
         values = [as_tokens(v, "input", i) for i, v in enumerate(inputs)]
-        ids, _ = encode_text_items(self.codec, values, self.config.max_len, self.config.truncation)
-        return [{"input_ids": x, "label": -100, "index": i} for i, x in enumerate(ids)]
+        return self._items(values, [-100] * len(values))[0]
 
     def input_tokens(self, value: Any) -> list[str]:
         toks, _ = truncate(self.codec.tokens(as_tokens(value, "input", 0)), self.config.max_len, self.config.truncation)
@@ -130,12 +152,15 @@ class ClassificationTask(TextTask):
 
     def collate(self, items: Sequence[Item], generator: torch.Generator | None = None) -> Batch:
         ids, mask = pad_sequences([it["input_ids"] for it in items], pad_value=self.pad_id)
-        return {
+        batch = {
             "input_ids": ids,  # (B, T)
             "mask": mask,  # (B, T) bool
             "labels": torch.tensor([it["label"] for it in items], dtype=torch.long),  # (B,)
             "index": torch.tensor([it["index"] for it in items], dtype=torch.long),  # (B,)
         }
+        if items and "chars" in items[0]:
+            batch["chars"] = pad_chars([it["chars"] for it in items], ids.shape[1])  # (B, T, L)
+        return batch
 
     def build_head(self, spec: EndsSpec, dim: int, frontend: nn.Module, encoder: nn.Module) -> Head:
         from seqlab.models.heads import SequenceHead
@@ -169,11 +194,13 @@ class ClassificationTask(TextTask):
         return out
 
     def state(self) -> dict[str, Any]:
-        return {"config": to_dict(self.config), "codec": self.codec.state(), "labels": self.label_vocab.to_json()}
+        return {"config": to_dict(self.config), "codec": self.codec.state(), "labels": self.label_vocab.to_json(),
+                "chars": self.chars_state()}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> ClassificationTask:
         task = cls(from_dict(ClassificationConfig, state["config"]))
         task.codec = TextCodec.from_state(state["codec"])
         task.labels = Vocab.from_json(state["labels"])
+        task.load_chars_state(state.get("chars"))
         return task

@@ -24,13 +24,13 @@ from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError
 from seqlab.metrics.spans import span_scores, token_accuracy
 from seqlab.tasks.base import Batch, Encoded, Example, Item
-from seqlab.tasks.text import TextCodec, TextTask, as_tokens, encode_text_items
+from seqlab.tasks.text import TextCodec, TextTask, WordCharacters, as_tokens, encode_text_items
 
 if TYPE_CHECKING:
     from torch import nn
 
     from seqlab.models.heads import Head
-    from seqlab.models.network import EndsConfig, EndsSpec
+    from seqlab.models.network import EndsSpec
 
 __all__ = ["LabelingConfig", "LabelingTask", "detect_scheme", "tokens_tags"]
 
@@ -79,7 +79,7 @@ def tokens_tags(ex: Example, index: int) -> tuple[list[str], list[str]]:
     return toks, tags
 
 
-class LabelingTask(TextTask):
+class LabelingTask(WordCharacters, TextTask):
     name = "labeling"
     output = "token"
     causal = False
@@ -105,7 +105,7 @@ class LabelingTask(TextTask):
         self.tags: Vocab | None = None
         self.scheme: str = c.scheme
         self.use_chars = c.chars
-        self.char_vocab: Vocab | None = None
+        self.char_vocab = None
         self._set_main_metric()
 
     def _set_main_metric(self) -> None:
@@ -114,7 +114,7 @@ class LabelingTask(TextTask):
     def fit(self, examples: Sequence[Example]) -> LabelingTask:
         pairs = [tokens_tags(ex, i) for i, ex in enumerate(examples)]
         self.codec.fit(t for t, _ in pairs)
-        self.char_vocab = Vocab.build(t for toks, _ in pairs for t in toks) if self.use_chars else None
+        self.fit_chars(t for t, _ in pairs)
         tag_seqs = [g for _, g in pairs]
         names = sorted({t for seq in tag_seqs for t in seq})
         self.tags = Vocab(names, specials=False)
@@ -138,23 +138,6 @@ class LabelingTask(TextTask):
         return self.tags
 
     @property
-    def char_vocab_size(self) -> int:
-        """Rows of the character embedding (0 when the task emits no characters)."""
-        return len(self.char_vocab) if self.char_vocab is not None else 0
-
-    def _chars(self, toks: Sequence[str], n_kept: int) -> list[list[int]]:
-        """Character ids of the kept tokens, each cut to ``max_word_len``."""
-        assert self.char_vocab is not None
-        kept, _ = truncate(list(toks), self.config.max_len, self.config.truncation)
-        cut = self.config.max_word_len
-        return [self.char_vocab.encode(list(t[:cut])) or [self.char_vocab.unk_id] for t in kept[:n_kept]]
-
-    def prepare_ends(self, ends: EndsConfig) -> None:
-        """A character CNN in the frontend asks the task for each token's character ids."""
-        if ends.char_filters:
-            self.use_chars = True
-
-    @property
     def output_size(self) -> int:
         return len(self.tag_vocab)
 
@@ -167,7 +150,7 @@ class LabelingTask(TextTask):
             labels = [stoi.get(t, -100) for t in tags][: len(x)] if tags else [-100] * len(x)
             items.append({"input_ids": x, "labels": labels, "index": i, "length": len(toks)})
             if self.char_vocab is not None:
-                items[-1]["chars"] = self._chars(toks, len(x))
+                items[-1]["chars"] = self.token_chars(toks, len(x))
         return Encoded(items=items, references=[g for _, g in pairs], report=report)
 
     def encode_inputs(self, inputs: Sequence[Any]) -> list[Item]:
@@ -180,7 +163,7 @@ class LabelingTask(TextTask):
         for i, (x, t) in enumerate(zip(ids, toks)):
             items.append({"input_ids": x, "labels": [-100] * len(x), "index": i, "length": len(t)})
             if self.char_vocab is not None:
-                items[-1]["chars"] = self._chars(t, len(x))
+                items[-1]["chars"] = self.token_chars(t, len(x))
         return items
 
     def raw_tokens(self, value: Any) -> list[str]:
@@ -265,7 +248,7 @@ class LabelingTask(TextTask):
             "codec": self.codec.state(),
             "tags": self.tag_vocab.to_json(),
             "scheme": self.scheme,
-            "chars": None if self.char_vocab is None else self.char_vocab.to_json(),
+            "chars": self.chars_state(),
         }
 
     @classmethod
@@ -274,9 +257,7 @@ class LabelingTask(TextTask):
         task.codec = TextCodec.from_state(state["codec"])
         task.tags = Vocab.from_json(state["tags"])
         task.scheme = state["scheme"]
-        if state.get("chars") is not None:
-            task.use_chars = True
-            task.char_vocab = Vocab.from_json(state["chars"])
+        task.load_chars_state(state.get("chars"))
         task._set_main_metric()
         return task
 

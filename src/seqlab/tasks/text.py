@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from seqlab.models.heads import Head
     from seqlab.models.network import EndsConfig, EndsSpec
 
-__all__ = ["TextCodec", "TextOptions", "TextTask", "as_tokens", "encode_text_items", "text_field", "lm_head"]
+__all__ = ["TextCodec", "TextOptions", "TextTask", "as_tokens", "encode_text_items", "text_field", "lm_head", "WordCharacters"]
 
 
 @dataclass(frozen=True)
@@ -232,6 +232,49 @@ class TextTask(Task):
     def output_labels(self) -> list[str]:
         """Names of the output columns: vocabulary (lm), tags (labeling) or classes."""
         raise SeqlabError(f"task {self.name!r} does not expose output labels")
+
+
+class WordCharacters:
+    """Character ids for each kept word token, for a character CNN in the frontend (Ma & Hovy
+    2016): the part a word-token task (labeling, classification) shares. The task emits them
+    only when its network asks (:meth:`prepare_ends` with ``char_filters > 0``) or when its saved
+    state has a character vocabulary. The host class provides ``config.max_len``,
+    ``config.truncation`` and ``config.max_word_len``."""
+
+    config: Any
+    use_chars: bool = False
+    char_vocab: Vocab | None = None
+
+    def fit_chars(self, token_lists: Iterable[Sequence[str]]) -> None:
+        """The character vocabulary of the training tokens (when characters are emitted)."""
+        self.char_vocab = Vocab.build(t for toks in token_lists for t in toks) if self.use_chars else None
+
+    @property
+    def char_vocab_size(self) -> int:
+        """Rows of the character embedding (0 when the task emits no characters)."""
+        return len(self.char_vocab) if self.char_vocab is not None else 0
+
+    def token_chars(self, toks: Sequence[str], n_kept: int) -> list[list[int]]:
+        """Character ids of the kept tokens (truncated as the ids are), each cut to
+        ``max_word_len``; at least one row, as the ids have at least one position."""
+        assert self.char_vocab is not None
+        kept, _ = truncate(list(toks), self.config.max_len, self.config.truncation)
+        cut = self.config.max_word_len
+        rows = [self.char_vocab.encode(list(t[:cut])) or [self.char_vocab.unk_id] for t in kept[:n_kept]]
+        return rows or [[self.char_vocab.unk_id]]
+
+    def prepare_ends(self, ends: EndsConfig) -> None:
+        """A character CNN in the frontend asks the task for each token's character ids."""
+        if ends.char_filters:
+            self.use_chars = True
+
+    def chars_state(self) -> dict[str, Any] | None:
+        return None if self.char_vocab is None else self.char_vocab.to_json()
+
+    def load_chars_state(self, state: Any) -> None:
+        if state is not None:
+            self.use_chars = True
+            self.char_vocab = Vocab.from_json(state)
 
 
 def lm_head(spec: EndsSpec, dim: int, frontend: nn.Module, vocab_size: int) -> Head:
