@@ -88,10 +88,15 @@ def run_sensitivity(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_fan_args(p: argparse.ArgumentParser) -> None:
+def _one_series_figure(p: argparse.ArgumentParser, what: str) -> None:
+    """The arguments of a command that draws one series of a run: ``--series`` and ``--out``."""
     _common(p)
     p.add_argument("--series", help="the series id (default: the first)")
-    p.add_argument("--out", metavar="PNG", required=True, help="where to save the chart")
+    p.add_argument("--out", metavar="PNG", required=True, help=f"where to save the {what}")
+
+
+def add_fan_args(p: argparse.ArgumentParser) -> None:
+    _one_series_figure(p, "chart")
 
 
 def run_fan(args: argparse.Namespace) -> int:
@@ -134,9 +139,7 @@ def run_horizon(args: argparse.Namespace) -> int:
 
 
 def add_components_args(p: argparse.ArgumentParser) -> None:
-    _common(p)
-    p.add_argument("--series", help="the series id (default: the first)")
-    p.add_argument("--out", metavar="PNG", required=True, help="where to save the components plot")
+    _one_series_figure(p, "components plot")
 
 
 def run_components(args: argparse.Namespace) -> int:
