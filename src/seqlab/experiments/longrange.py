@@ -71,18 +71,24 @@ def copied_accuracy(model: Any, test: Sequence[Mapping[str, Any]], n_copy: int) 
 
 def run_selective_copying(size: Size, out_dir: Path, seed: int) -> Verdict:
     """Selective Mamba vs its LTI ablation (``selective=False``) on selective copying
-    (Gu & Dao 2023, Sec. 4.1.1) at a small length, both causal, 2 layers; score: accuracy on the
+    (Gu & Dao 2023, Sec. 4.1.1) at a small length, both causal, 2 layers, the same step budget
+    (no early stopping: both sit on a chance plateau before they learn); score: accuracy on the
     recalled tokens of a test set (chance ``1/(vocab-2)``). Rule: **held if selective accuracy -
-    LTI accuracy >= 0.2**."""
+    LTI accuracy >= 0.2**.
+
+    The full size is L = 64 with 8 tokens, not the paper's L = 4096 or the bench's L = 256: at
+    L = 256 the selective model needs about 18k steps to reach 90% (``bench/selective_copying.py``,
+    two CPU-hours) and was still leaving the chance plateau after the 3k steps an experiment can
+    afford (accuracy 0.20 against the ablation's 0.07, chance 0.07)."""
     L, n_copy, vocab, n, epochs, width = {"tiny": (12, 2, 6, 64, 1, 16), "quick": (32, 4, 8, 2048, 6, 32),
-                                          "full": (256, 16, 16, 8192, 12, 64)}[size]
+                                          "full": (64, 8, 10, 8192, 16, 64)}[size]
     data = {s: selective_copying(k, L, n_copy, vocab, seed=seed + i)
             for i, (s, k) in enumerate((("train", n), ("valid", max(n // 16, 16)), ("test", max(n // 8, 32))))}
     nums: dict[str, float] = {"L": L, "chance": 1.0 / (vocab - 2)}
     for name in ("mamba", "lti"):
         family, config = causal_model(name, width, 2)
         model, secs = fit_synthetic(family, "labeling", config, data["train"], data["valid"], epochs=epochs,
-                                    batch_size=32, lr=3e-3, warmup=10, patience=3,
+                                    batch_size=32, lr=3e-3, warmup=10, patience=None,
                                     task_options={"scheme": "none"})
         nums[f"{name}_acc"], nums[f"{name}_exact"] = copied_accuracy(model, data["test"], n_copy)
     nums["gap"] = nums["mamba_acc"] - nums["lti_acc"]
