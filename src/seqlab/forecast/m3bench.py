@@ -139,6 +139,11 @@ def _config_key(name: str) -> str | None:
         return None
 
 
+def _chunk_path(cache_dir: str | Path, name: str, part: M3Part, start: int, end: int) -> Path:
+    """Where ``name``'s forecasts of series ``start:end`` of ``part`` are cached."""
+    return Path(cache_dir) / name / f"{part.stem}_{start:04d}_{end:04d}.npz"
+
+
 def store_forecasts(cache_dir: str | Path, name: str, part: M3Part, forecasts: np.ndarray, config: str,
                     cpu_seconds: float = 0.0, wall_seconds: float = 0.0, chunk: int = 50) -> None:
     """Write an external member's (n, h) forecasts of ``part`` into the cache as ``name``'s chunks;
@@ -154,7 +159,7 @@ def store_forecasts(cache_dir: str | Path, name: str, part: M3Part, forecasts: n
     for start in range(0, n, chunk):
         end = min(start + chunk, n)
         share = (end - start) / n
-        _save_atomic(Path(cache_dir) / name / f"{part.stem}_{start:04d}_{end:04d}.npz", forecasts=fc[start:end],
+        _save_atomic(_chunk_path(cache_dir, name, part, start, end), forecasts=fc[start:end],
                      ids=np.asarray(part.ids[start:end]), config=np.asarray(config),
                      cpu_seconds=np.asarray(cpu_seconds * share), wall_seconds=np.asarray(wall_seconds * share))
 
@@ -177,7 +182,7 @@ def member_forecasts(name: str, part: M3Part, cache_dir: str | Path | None = Non
     blocks, cpu, wall = [], 0.0, 0.0
     for start in range(0, n, chunk):
         end = min(start + chunk, n)
-        path = Path(cache_dir) / name / f"{part.stem}_{start:04d}_{end:04d}.npz" if cache_dir is not None else None
+        path = _chunk_path(cache_dir, name, part, start, end) if cache_dir is not None else None
         if path is not None and path.exists():
             with np.load(path) as z:
                 if (key is None or str(z["config"]) == key) and list(z["ids"]) == part.ids[start:end]:

@@ -121,8 +121,7 @@ class ClassificationTask(WordCharacters, TextTask):
         codec does not read words (characters or trained subwords)."""
         if self.codec.kind != "word":
             return 1.0
-        toks = [t for i, ex in enumerate(examples) for t in self.codec.tokens(text_field(ex, i))]
-        return sum(map(len, toks)) / max(len(toks), 1)
+        return self.mean_chars(self.codec.tokens(text_field(ex, i)) for i, ex in enumerate(examples))
 
     def _items(self, values: Sequence[str | list[str]], labels: Sequence[int]) -> tuple[list[Item], TruncationReport]:
         ids, report = encode_text_items(self.codec, values, self.config.max_len, self.config.truncation)

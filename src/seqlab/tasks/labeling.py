@@ -124,8 +124,7 @@ class LabelingTask(WordCharacters, TextTask):
         return self
 
     def chars_per_unit(self, examples: Sequence[Example]) -> float:
-        toks = [t for i, ex in enumerate(examples) for t in tokens_tags(ex, i)[0]]
-        return sum(map(len, toks)) / max(len(toks), 1)
+        return self.mean_chars(tokens_tags(ex, i)[0] for i, ex in enumerate(examples))
 
     def unseen_labels(self, examples: Sequence[Example]) -> list[str]:
         known = self.tag_vocab.stoi

@@ -245,6 +245,15 @@ class WordCharacters:
     use_chars: bool = False
     char_vocab: Vocab | None = None
 
+    @staticmethod
+    def mean_chars(token_lists: Iterable[Sequence[str]]) -> float:
+        """Mean characters per token (the recipe's cue for a character CNN: words are > 1.5)."""
+        n = total = 0
+        for toks in token_lists:
+            n += len(toks)
+            total += sum(map(len, toks))
+        return total / max(n, 1)
+
     def fit_chars(self, token_lists: Iterable[Sequence[str]]) -> None:
         """The character vocabulary of the training tokens (when characters are emitted)."""
         self.char_vocab = Vocab.build(t for toks in token_lists for t in toks) if self.use_chars else None
