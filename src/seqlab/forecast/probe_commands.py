@@ -157,10 +157,9 @@ def run_components(args: argparse.Namespace) -> int:
     record, _ = _pick(model, examples, args.series)
     hist = model.task.series(record, 0)
     y = np.asarray(hist.y, dtype=np.float64)
-    j = dict(zip(model.ids_, range(len(model.ids_)))).get(hist.id)
-    if j is not None and model.ms_[j] == hist.m and np.array_equal(model.histories_[j], y):
-        params = model.params_[j]["base"] if wrapped else model.params_[j]  # the run's own fit of this history
-        fit = base.from_params(y, hist.m, params)
+    params = model.stored_params(hist)  # the run's own fit of this history, if it is the fitted one
+    if params is not None:
+        fit = base.from_params(y, hist.m, params["base"] if wrapped else params)
     else:
         fit = base.fit(y, hist.m)
     comps = fit.components()

@@ -155,6 +155,11 @@ class ForecastModel(ClassicalModel):
         j = known.get(s.id)
         return j is not None and self.ms_[j] == s.m and np.array_equal(self.histories_[j], s.y)
 
+    def stored_params(self, s: Series) -> Any:
+        """The run's own fitted parameters of ``s`` when its history is the one fitted, else None."""
+        known = {sid: i for i, sid in enumerate(self.ids_)}
+        return self.params_[known[s.id]] if self._stored(known, s) else None
+
     def forecast(self, inputs: Sequence[Any], levels: Sequence[float] | None = None) -> list[Forecast]:
         """Point forecasts and intervals (``levels``: the task's by default) for raw inputs."""
         self._check_fitted()
