@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from seqlab.data.forecasting import HORIZONS, SEASONS  # M3's and M1's official horizons and seasons
+
 H = 18
 LOOKBACKS = [18, 21, 24, 27, 30]  # 1H .. 1.7H: shorter windows forecast M3 monthly better here than 2H .. 7H
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -41,8 +43,6 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
                                "history": 10.0, "steps": 600, "batch_size": 256, "lr": 1e-3, "steps_per_epoch": 100}),
 }
 PUBLISHED = {"M3": {"theta": 13.85, "N-BEATS-I+G": 13.11}}
-HORIZONS = {"yearly": 6, "quarterly": 8, "monthly": 18, "other": 8}  # M3's and M1's official horizons
-SEASONS = {"yearly": 1, "quarterly": 4, "monthly": 12, "other": 1}
 
 
 def scaled_lookbacks(h: int) -> list[int]:
