@@ -8,16 +8,23 @@ Data: ``asterisk_prompts`` (Debian asterisk-core-sounds-en + -en-wav: one speake
 (which LM, its weight, the word bonus) are chosen on the validation prompts; the test prompts are
 decoded once with that choice.
 
+``--head rnnt`` trains the same encoder with an RNN transducer head instead (issue 17, target 3:
+RNN-T against CTC on the same encoder and budget): an LSTM prediction network and a joiner,
+seqlab's RNN-T loss (function merging where the joint tensor would be large), decoded greedily
+and by the prefix beam search (``--rnnt-beam``); no LM.
+
 Training is step-budgeted (``--max-steps``) and resumable: ``--chunk-seconds`` cuts a session,
 and the same command continues it (same steps). The posteriors of valid and test are saved
 beside the model, so decoding reruns cost no forward pass.
 
     OMP_NUM_THREADS=1 python bench/asterisk_ctc.py --max-steps 800 --chunk-seconds 540   # repeat until it prints
+    OMP_NUM_THREADS=1 python bench/asterisk_ctc.py --head rnnt --max-steps 800 --chunk-seconds 540
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -42,8 +49,13 @@ def train(args: argparse.Namespace, ds: Any) -> tuple[Any, Path] | None:
     train_cfg = {"max_steps": args.max_steps, "epochs": 10_000, "batch_size": args.batch_size, "lr": args.lr,
                  "patience": None, "progress": False, "seed": args.seed, "warmup_steps": min(200, args.max_steps // 10),
                  "max_time": args.chunk_seconds}
-    model = seqlab.build(args.model, task=ds, task_options=TASK, train=train_cfg, **{**MODEL, "seed": args.seed})
-    out = Path(args.run_root) / f"{args.model}-{args.max_steps}-lr={args.lr:g}"
+    opts: dict[str, Any] = dict(TASK)
+    if args.head == "rnnt":
+        opts.update(rnnt_pred_dim=args.pred_dim, rnnt_joint_dim=args.joint_dim)
+    model = seqlab.build(args.model, task=ds, task_options=opts, train=train_cfg, head=args.head,
+                         **{**MODEL, "seed": args.seed})
+    tag = "" if args.head == "ctc" else f"{args.head}-"
+    out = Path(args.run_root) / f"{tag}{args.model}-{args.max_steps}-lr={args.lr:g}"
     cpu0 = time.process_time()
     model.fit(ds.train, ds.valid, run_dir=out)
     result = model.result_
@@ -91,9 +103,42 @@ def decode(lps: list[np.ndarray], tokens: list[str], lm: Any = None, level: str 
     return [" ".join(t.split()) for t in texts], len(lps) / (time.perf_counter() - start)
 
 
+def transducer_rows(model: Any, ds: Any, out: Path, args: argparse.Namespace) -> int:
+    """The RNN-T run's table: greedy and prefix beam search, valid and test, through ``evaluate``."""
+    rows = []
+    for name, beam in (("greedy", 1), (f"prefix beam {args.rnnt_beam}", args.rnnt_beam)):
+        model.task.config = dataclasses.replace(model.task.config, rnnt_beam=beam)
+        row: dict[str, Any] = {"decoder": name}
+        for split in ("valid", "test"):
+            examples = getattr(ds, split)
+            start = time.perf_counter()
+            m = model.evaluate(examples)
+            row[split] = {"wer": round(100 * m["wer"], 2), "cer": round(100 * m["cer"], 2), "loss": round(m["loss"], 4),
+                          "utt_per_s": round(len(examples) / (time.perf_counter() - start), 1)}
+        rows.append(row)
+    cpu = sum(s for _, s in json.loads((out / "cpu_seconds.json").read_text())["sessions"])
+    params = sum(q.numel() for q in model.module.parameters())
+    print(json.dumps({"run": str(out), "head": "rnnt", "parameters": params, "train_cpu_s": round(cpu, 1), "rows": rows}),
+          flush=True)
+    print(f"\nRNN-T {args.model} ({params:,} parameters), {args.max_steps} steps, {cpu / 60:.1f} CPU-minutes of training",
+          file=sys.stderr)
+    print("| decoder | valid CER % | valid WER % | test CER % | test WER % | test loss per char | test utt/s (with the forward pass) |",
+          file=sys.stderr)
+    print("|---|---|---|---|---|---|---|", file=sys.stderr)
+    for r in rows:
+        v, t = r["valid"], r["test"]
+        print(f"| {r['decoder']} | {v['cer']} | {v['wer']} | {t['cer']} | {t['wer']} | {t['loss']} | {t['utt_per_s']} |",
+              file=sys.stderr)
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="lstm")
+    p.add_argument("--head", choices=("ctc", "rnnt"), default="ctc")
+    p.add_argument("--pred-dim", type=int, default=128, help="RNN-T prediction network width")
+    p.add_argument("--joint-dim", type=int, default=256, help="RNN-T joiner width")
+    p.add_argument("--rnnt-beam", type=int, default=4)
     p.add_argument("--max-steps", type=int, default=800)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
@@ -108,6 +153,8 @@ def main() -> int:
     if trained is None:
         return 0
     model, out = trained
+    if args.head == "rnnt":
+        return transducer_rows(model, ds, out, args)
     tokens = [" " if t == " " else ("" if i == 0 else t) for i, t in enumerate(model.task.labels)]
     texts = [e["text"] for e in ds.train]  # the LMs see the training transcripts only
     lms = {"word 3-gram": (NGramLM(3, discount_fallback=FALLBACK).fit_counts([t.split() for t in texts]), "word"),
