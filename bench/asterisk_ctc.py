@@ -52,8 +52,8 @@ def train(args: argparse.Namespace, ds: Any) -> tuple[Any, Path] | None:
     opts: dict[str, Any] = dict(TASK)
     if args.head == "rnnt":
         opts.update(rnnt_pred_dim=args.pred_dim, rnnt_joint_dim=args.joint_dim)
-    model = seqlab.build(args.model, task=ds, task_options=opts, train=train_cfg, head=args.head,
-                         **{**MODEL, "seed": args.seed})
+    head = {} if args.head == "ctc" else {"head": args.head}  # CTC is the task's default head
+    model = seqlab.build(args.model, task=ds, task_options=opts, train=train_cfg, **head, **{**MODEL, "seed": args.seed})
     tag = "" if args.head == "ctc" else f"{args.head}-"
     out = Path(args.run_root) / f"{tag}{args.model}-{args.max_steps}-lr={args.lr:g}"
     cpu0 = time.process_time()
