@@ -50,12 +50,12 @@ def train(args: argparse.Namespace, ds: Any) -> tuple[Any, Path] | None:
                  "patience": None, "progress": False, "seed": args.seed, "warmup_steps": min(200, args.max_steps // 10),
                  "max_time": args.chunk_seconds}
     opts: dict[str, Any] = dict(TASK)
+    head: dict[str, Any] = {}  # CTC is the task's default head: naming it would be another setting for the run
     if args.head == "rnnt":
         opts.update(rnnt_pred_dim=args.pred_dim, rnnt_joint_dim=args.joint_dim)
-    head = {} if args.head == "ctc" else {"head": args.head}  # CTC is the task's default head
+        head = {"head": "rnnt"}
     model = seqlab.build(args.model, task=ds, task_options=opts, train=train_cfg, **head, **{**MODEL, "seed": args.seed})
-    tag = "" if args.head == "ctc" else f"{args.head}-"
-    out = Path(args.run_root) / f"{tag}{args.model}-{args.max_steps}-lr={args.lr:g}"
+    out = Path(args.run_root) / f"{'rnnt-' if head else ''}{args.model}-{args.max_steps}-lr={args.lr:g}"
     cpu0 = time.process_time()
     model.fit(ds.train, ds.valid, run_dir=out)
     result = model.result_
@@ -69,6 +69,11 @@ def train(args: argparse.Namespace, ds: Any) -> tuple[Any, Path] | None:
         print(f"[bench] {out}: step {result.steps} of {args.max_steps}; run again to continue", file=sys.stderr)
         return None
     return model, out
+
+
+def train_cpu_seconds(out: Path) -> float:
+    """The training CPU seconds of all recorded sessions of the run in ``out``."""
+    return float(sum(s for _, s in json.loads((out / "cpu_seconds.json").read_text())["sessions"]))
 
 
 def posteriors(model: Any, examples: list[dict[str, Any]], path: Path) -> list[np.ndarray]:
@@ -116,8 +121,7 @@ def transducer_rows(model: Any, ds: Any, out: Path, args: argparse.Namespace) ->
             row[split] = {"wer": round(100 * m["wer"], 2), "cer": round(100 * m["cer"], 2), "loss": round(m["loss"], 4),
                           "utt_per_s": round(len(examples) / (time.perf_counter() - start), 1)}
         rows.append(row)
-    cpu = sum(s for _, s in json.loads((out / "cpu_seconds.json").read_text())["sessions"])
-    params = sum(q.numel() for q in model.module.parameters())
+    cpu, params = train_cpu_seconds(out), model.n_parameters
     print(json.dumps({"run": str(out), "head": "rnnt", "parameters": params, "train_cpu_s": round(cpu, 1), "rows": rows}),
           flush=True)
     print(f"\nRNN-T {args.model} ({params:,} parameters), {args.max_steps} steps, {cpu / 60:.1f} CPU-minutes of training",
@@ -181,8 +185,7 @@ def main() -> int:
         lm, level = lms[name]
         rows.append({"decoder": f"prefix beam {args.beam} + {name} (weight {best[3]}, bonus {best[4]}; chosen on valid)",
                      **{s: score(s, lm=lm, level=level, weight=best[3], bonus=best[4]) for s in ("valid", "test")}})
-    cpu = sum(s for _, s in json.loads((out / "cpu_seconds.json").read_text())["sessions"])
-    params = sum(q.numel() for q in model.module.parameters())
+    cpu, params = train_cpu_seconds(out), model.n_parameters
     print(json.dumps({"run": str(out), "parameters": params, "train_cpu_s": round(cpu, 1), "rows": rows}), flush=True)
     print(f"\n{args.model} ({params:,} parameters), {args.max_steps} steps, {cpu / 60:.1f} CPU-minutes of training", file=sys.stderr)
     print("| decoder | valid CER % | valid WER % | test CER % | test WER % | test utt/s |", file=sys.stderr)
